@@ -1,0 +1,20 @@
+// durable/detail/context.hpp — what a running task knows about where it runs.
+#pragma once
+
+#include <string_view>
+
+namespace durable {
+class runtime;
+}
+
+namespace durable::detail {
+
+/// Shared by a call (or a root task) and every plain task it awaits: the runtime that drives
+/// them and the call they belong to. Owned by the call's frame, so it outlives its attempts.
+struct call_context {
+  runtime* rt = nullptr;
+  call_context* parent = nullptr;
+  std::string_view name;
+};
+
+}  // namespace durable::detail

@@ -1,0 +1,90 @@
+// durable/detail/result.hpp — what a finished task holds: nothing yet, a value, or a fault.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "../error.hpp"
+#include "../status.hpp"
+
+namespace durable::detail {
+
+/// Why an attempt (or a plain task) did not produce a value.
+struct fault {
+  status code = status::permanent_error;
+  /// The exception that ended the body; null for `fail` and output inspection.
+  std::exception_ptr exception;
+  /// For `fail` and output inspection: what went wrong.
+  std::string message;
+  std::optional<std::chrono::nanoseconds> retry_after;
+  /// A child call already gave up (a durable::failure): the enclosing call must not retry.
+  bool final = false;
+  failure_reason reason = failure_reason::fatal_status;
+};
+
+/// A placeholder value for `void` results, so one result type serves every T.
+struct void_value {};
+
+template <class T>
+struct stored {
+  using type = T;
+};
+template <class T>
+struct stored<T&> {
+  using type = T*;
+};
+template <>
+struct stored<void> {
+  using type = void_value;
+};
+
+/// The outcome of a task: empty until it finishes, then a value or a fault. The fault lives out
+/// of line so that the frames of tasks that succeed stay small.
+template <class T>
+class result {
+ public:
+  using value_storage = typename stored<T>::type;
+
+  template <class... A>
+  void set_value(A&&... a) {
+    if constexpr (std::is_reference_v<T>) {
+      static_assert(sizeof...(A) == 1);
+      value_.emplace(std::addressof(a)...);
+    } else {
+      value_.emplace(std::forward<A>(a)...);
+    }
+  }
+  void set_fault(fault f) {
+    value_.reset();
+    fault_ = std::make_unique<fault>(std::move(f));
+  }
+
+  [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
+  [[nodiscard]] bool has_fault() const noexcept { return fault_ != nullptr; }
+  [[nodiscard]] fault& get_fault() noexcept { return *fault_; }
+  [[nodiscard]] std::unique_ptr<fault> release_fault() noexcept { return std::move(fault_); }
+  [[nodiscard]] value_storage& storage() noexcept { return *value_; }
+
+  /// The value, moved out (a reference for T&, nothing for void).
+  decltype(auto) take_value() {
+    if constexpr (std::is_void_v<T>) {
+      return;
+    } else if constexpr (std::is_reference_v<T>) {
+      return static_cast<T>(**value_);
+    } else {
+      return T(std::move(*value_));
+    }
+  }
+
+ private:
+  std::optional<value_storage> value_;
+  std::unique_ptr<fault> fault_;
+};
+
+}  // namespace durable::detail

@@ -1,0 +1,70 @@
+// durable/detail/trampoline.hpp — bounded stack depth for synchronous await chains.
+//
+// Symmetric transfer (await_suspend returning the next handle) is only a tail call when the
+// compiler makes it one: clang does at every level, g++ 12 only with sibling-call optimisation
+// (GCC bugs 94794, 100897), and not reliably under sanitizers. A user's plain -O0 build gets
+// no tail calls at all, so a loop of a million synchronously completing awaits would grow the
+// stack by a few frames per await and overflow.
+//
+// So the library bounds the depth itself: every place where the runtime resumes a coroutine is
+// a trampoline that records a stack limit. Each transfer checks the current frame address
+// against it (one thread-local load and a compare); past the limit, the handle is parked in a
+// thread-local queue and the transfer returns noop_coroutine(), which unwinds the whole chain
+// of non-tail calls back to the trampoline, which then resumes the parked handle. Where tail
+// calls work the stack never grows, so the check never fires.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace durable::detail {
+
+/// How deep a synchronous chain may grow above the trampoline before it is unwound. Small
+/// enough for any thread stack we expect to run on, large enough that unwinding is rare even at
+/// -O0 under sanitizers.
+inline constexpr std::uintptr_t stack_budget = 64 * 1024;
+
+/// The lowest frame address a transfer may run at on this thread; 0 when no trampoline is
+/// active (then nothing is parked: a foreign resumer gets plain symmetric transfer). Trivially
+/// constructible, so reading it costs no thread_local initialisation guard.
+inline thread_local std::uintptr_t stack_limit = 0;
+
+inline std::vector<std::coroutine_handle<>>& parked_handles() noexcept {
+  static thread_local std::vector<std::coroutine_handle<>> parked;
+  return parked;
+}
+
+[[gnu::always_inline]] inline std::uintptr_t current_frame() noexcept {
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+}
+
+/// The handle to return from an await_suspend that transfers control to `next`.
+[[gnu::always_inline]] inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcept {
+  if (current_frame() < stack_limit) [[unlikely]] {
+    parked_handles().push_back(next);  // capacity reserved by the trampoline
+    return std::noop_coroutine();
+  }
+  return next;
+}
+
+/// Resumes `h` with bounded stack depth for everything it transfers to synchronously.
+inline void resume_on_trampoline(std::coroutine_handle<> h) {
+  const std::uintptr_t saved_limit = stack_limit;
+  const std::uintptr_t here = current_frame();
+  stack_limit = here > stack_budget ? here - stack_budget : 0;
+  auto& parked = parked_handles();
+  const std::size_t first = parked.size();  // a nested trampoline leaves outer entries alone
+  parked.reserve(first + 16);
+  h.resume();
+  for (std::size_t i = first; i < parked.size(); ++i) {
+    if (parked.capacity() - parked.size() < 4) parked.reserve(parked.capacity() * 2);
+    const std::coroutine_handle<> next = parked[i];  // resuming may grow the vector
+    next.resume();
+  }
+  parked.resize(first);
+  stack_limit = saved_limit;
+}
+
+}  // namespace durable::detail

@@ -1,0 +1,15 @@
+// durable/durable.hpp — everything a user of durable needs, in one include.
+#pragma once
+
+#include "clock.hpp"          // durable::manual_clock, durable::time_point
+#include "error.hpp"          // durable::error, durable::failure
+#include "error_table.hpp"    // durable::on, durable::error_table, durable::standard_errors
+#include "event.hpp"          // durable::event
+#include "fail.hpp"           // durable::fail
+#include "function.hpp"       // durable::function, durable::call
+#include "output_table.hpp"   // durable::inspect, durable::output_table
+#include "policy.hpp"         // durable::policy, durable::fallback, durable::default_policy
+#include "retry_policy.hpp"   // durable::retry_policy, durable::jitter
+#include "runtime.hpp"        // durable::runtime, durable::runtime_options
+#include "status.hpp"         // durable::status and its helpers
+#include "task.hpp"           // durable::durable_task

@@ -1,0 +1,120 @@
+// durable/error.hpp — the exceptions durable throws and lets you throw.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "status.hpp"
+
+namespace durable {
+
+/// Throw-site override of the error table: whatever the table says, an attempt that throws a
+/// `durable::error` fails with the status it carries. A retry-after hint replaces the computed
+/// backoff for the next retry (still clamped by the policy's `max_delay` and deadline).
+class error : public std::runtime_error {
+ public:
+  error(status code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  error(status code, const std::string& message, std::chrono::nanoseconds retry_after)
+      : std::runtime_error(message), code_(code), retry_after_(retry_after) {}
+
+  /// The status this error stands for.
+  [[nodiscard]] status code() const noexcept { return code_; }
+  /// The retry-after hint given at the throw site, if any.
+  [[nodiscard]] std::optional<std::chrono::nanoseconds> retry_after() const noexcept {
+    return retry_after_;
+  }
+
+ private:
+  status code_;
+  std::optional<std::chrono::nanoseconds> retry_after_;
+};
+
+/// Why a durable call gave up.
+enum class failure_reason : std::uint8_t {
+  fatal_status,        ///< the last attempt ended with a status that is never retried
+  attempts_exhausted,  ///< every allowed attempt failed with a retryable status
+  deadline_exceeded,   ///< `max_elapsed` ran out before another attempt could start
+  cancelled,           ///< a stop was requested (reserved for cancellation; never retried)
+};
+
+/// A short name for a failure reason ("attempts exhausted").
+[[nodiscard]] constexpr std::string_view to_string(failure_reason r) noexcept {
+  switch (r) {
+    case failure_reason::fatal_status: return "fatal status";
+    case failure_reason::attempts_exhausted: return "attempts exhausted";
+    case failure_reason::deadline_exceeded: return "deadline exceeded";
+    case failure_reason::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+/// What awaiting a durable call (or `runtime::run`) throws when the call gave up for good.
+/// A caller that lets it escape fails with the same status and is not retried itself.
+class failure : public std::exception {
+ public:
+  failure(status code, failure_reason reason, std::uint32_t attempts,
+          std::string_view function_name, std::exception_ptr cause, std::string_view detail = {})
+      : code_(code),
+        reason_(reason),
+        attempts_(attempts),
+        function_name_(function_name),
+        cause_(std::move(cause)) {
+    what_.reserve(96);
+    what_ += function_name_.empty() ? std::string_view("task") : function_name_;
+    what_ += " failed with ";
+    what_ += to_string(code_);
+    what_ += " after ";
+    what_ += std::to_string(attempts_);
+    what_ += attempts_ == 1 ? " attempt (" : " attempts (";
+    what_ += to_string(reason_);
+    what_ += ")";
+    std::string_view because = detail;
+    std::string cause_text;
+    if (because.empty() && cause_) cause_text = describe(cause_);
+    if (!cause_text.empty()) because = cause_text;
+    if (!because.empty()) {
+      what_ += ": ";
+      what_ += because;
+    }
+  }
+
+  /// The final status of the call.
+  [[nodiscard]] status code() const noexcept { return code_; }
+  /// Why the call gave up.
+  [[nodiscard]] failure_reason reason() const noexcept { return reason_; }
+  /// How many attempts were started.
+  [[nodiscard]] std::uint32_t attempts() const noexcept { return attempts_; }
+  /// The name of the durable function; empty for an unnamed call or a plain task.
+  [[nodiscard]] std::string_view function_name() const noexcept { return function_name_; }
+  /// The exception that ended the last attempt; null when it ended through `fail` or output
+  /// inspection. For a caller failed by a child call, the child's `durable::failure`.
+  [[nodiscard]] const std::exception_ptr& cause() const noexcept { return cause_; }
+  /// One line: name, status, attempts, reason and the cause's message.
+  [[nodiscard]] const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  static std::string describe(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      return ex.what();
+    } catch (...) {
+      return "an exception not derived from std::exception";
+    }
+  }
+
+  status code_;
+  failure_reason reason_;
+  std::uint32_t attempts_;
+  std::string_view function_name_;
+  std::exception_ptr cause_;
+  std::string what_;
+};
+
+}  // namespace durable

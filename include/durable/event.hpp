@@ -1,0 +1,52 @@
+// durable/event.hpp — what a runtime reports about the calls it runs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ostream>
+#include <string_view>
+
+#include "clock.hpp"
+#include "status.hpp"
+
+namespace durable {
+
+/// What happened to a call.
+enum class event_kind : std::uint8_t {
+  attempt_started,  ///< attempt `attempt` begins
+  attempt_failed,   ///< attempt `attempt` ended with failure `code`
+  retry_scheduled,  ///< after attempt `attempt` failed with `code`, the next one starts after `delay`
+  succeeded,        ///< attempt `attempt` produced the call's value
+  failed,           ///< the call gave up after attempt `attempt`, with final status `code`
+};
+
+/// A short name for an event kind ("retry_scheduled").
+[[nodiscard]] constexpr std::string_view to_string(event_kind k) noexcept {
+  switch (k) {
+    case event_kind::attempt_started: return "attempt_started";
+    case event_kind::attempt_failed: return "attempt_failed";
+    case event_kind::retry_scheduled: return "retry_scheduled";
+    case event_kind::succeeded: return "succeeded";
+    case event_kind::failed: return "failed";
+  }
+  return "unknown";
+}
+
+/// One observation, delivered to the callbacks given to `runtime::on_event`.
+struct event {
+  event_kind kind;
+  /// The durable function's name; empty for an unnamed call.
+  std::string_view function_name;
+  /// The attempt this event is about (1 for the first).
+  std::uint32_t attempt;
+  /// `ok` for attempt_started and succeeded; the failure's status otherwise.
+  status code;
+  /// For retry_scheduled: the delay chosen before the next attempt; zero otherwise.
+  std::chrono::nanoseconds delay;
+  /// The runtime's clock when it happened.
+  time_point time;
+};
+
+inline std::ostream& operator<<(std::ostream& out, event_kind k) { return out << to_string(k); }
+
+}  // namespace durable

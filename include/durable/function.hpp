@@ -1,0 +1,178 @@
+// durable/function.hpp — durable functions: the unit that is retried.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "detail/context.hpp"
+#include "detail/result.hpp"
+#include "error.hpp"
+#include "event.hpp"
+#include "retry_policy.hpp"
+#include "runtime.hpp"
+#include "status.hpp"
+#include "task.hpp"
+
+namespace durable {
+
+namespace detail {
+
+/// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
+/// this frame until the attempt ends, so reference parameters never dangle); between attempts
+/// the attempt's frame is gone and this frame waits on a runtime timer.
+template <class Task, class F, class... Args>
+Task run_call(std::string_view name, retry_policy policy, F callable, std::tuple<Args...> args) {
+  using T = typename Task::value_type;
+  using Policy = typename Task::policy_type;
+  promise_base& self = co_await promise_probe{};
+  self.inspect_output = false;  // the attempt inspected the value already
+  call_context context{self.ctx != nullptr ? self.ctx->rt : nullptr, self.ctx, name};
+  runtime* const rt = context.rt;
+  if (rt == nullptr) {
+    throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
+  }
+  const time_point first_start = rt->now();
+  std::chrono::nanoseconds previous_delay = policy.initial_delay;
+
+  for (std::uint32_t attempt = 1;; ++attempt) {
+    rt->emit(event_kind::attempt_started, name, attempt, status::ok);
+    std::unique_ptr<fault> failed;
+    {
+      std::tuple<Args...> fresh = args;
+      std::optional<Task> attempt_task;
+      try {
+        attempt_task.emplace(std::apply(
+            [&callable](Args&... a) { return std::invoke(std::as_const(callable), std::move(a)...); },
+            fresh));
+      } catch (...) {  // the callable threw before its coroutine began
+        failed = std::make_unique<fault>(fault_from_current_exception<Policy>());
+      }
+      if (attempt_task) {
+        auto awaiter = outcome_awaiter<T, Policy>{attempt_task->handle(), &context};
+        result<T>& out = co_await awaiter;
+        if (!out.has_fault()) {
+          rt->emit(event_kind::succeeded, name, attempt, status::ok);
+          co_return out.take_value();
+        }
+        failed = out.release_fault();
+      }
+    }
+
+    // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
+    rt->emit(event_kind::attempt_failed, name, attempt, failed->code);
+    std::optional<failure_reason> give_up;
+    if (failed->final) {
+      give_up = failed->reason;  // a child call gave up: never multiply retries across levels
+    } else if (!is_retryable(failed->code)) {
+      give_up = failure_reason::fatal_status;
+    } else if (policy.max_attempts != 0 && attempt >= policy.max_attempts) {
+      give_up = failure_reason::attempts_exhausted;  // the delay after the last attempt is not slept
+    }
+
+    std::chrono::nanoseconds delay{};
+    const time_point now = rt->now();
+    if (!give_up) {
+      if (failed->retry_after) {
+        delay = std::clamp(*failed->retry_after, std::chrono::nanoseconds::zero(), policy.max_delay);
+      } else {
+        const double unit = policy.jitter == ::durable::jitter::none ? 0.0 : rt->random_unit();
+        delay = jittered_delay(policy, attempt, previous_delay, unit);
+        previous_delay = delay;
+      }
+      if (policy.max_elapsed > std::chrono::nanoseconds::zero()) {
+        const std::chrono::nanoseconds remaining = first_start + policy.max_elapsed - now;
+        if (remaining <= std::chrono::nanoseconds::zero()) {
+          give_up = failure_reason::deadline_exceeded;
+        } else {
+          delay = std::min(delay, remaining);
+        }
+      }
+    }
+    if (give_up) {
+      rt->emit(event_kind::failed, name, attempt, failed->code);
+      throw failure(failed->code, *give_up, attempt, name, failed->exception, failed->message);
+    }
+    rt->emit(event_kind::retry_scheduled, name, attempt, failed->code, delay);
+    failed.reset();
+    co_await timer_awaiter{rt, now + delay};
+  }
+}
+
+template <class F, class... A>
+auto make_call(std::string_view name, const retry_policy& policy, const F& callable, A&&... args) {
+  static_assert((std::is_copy_constructible_v<std::decay_t<A>> && ...),
+                "durable: the arguments of a durable call must be copyable: every attempt gets "
+                "its own fresh copy");
+  static_assert(std::is_invocable_v<const F&, std::decay_t<A>&&...>,
+                "durable: the function cannot be called with fresh rvalue copies of these "
+                "arguments (pass a non-const lvalue reference parameter with std::ref)");
+  if constexpr (std::is_invocable_v<const F&, std::decay_t<A>&&...>) {
+    using Task = std::invoke_result_t<const F&, std::decay_t<A>&&...>;
+    static_assert(is_durable_task<Task>,
+                  "durable: the callable of a durable function must return a durable::durable_task");
+    if constexpr (is_durable_task<Task>) {
+      return run_call<Task>(name, policy, callable,
+                            std::tuple<std::decay_t<A>...>(std::forward<A>(args)...));
+    }
+  }
+}
+
+}  // namespace detail
+
+/// A named durable function: calling it returns a `durable_task` that runs the callable, and
+/// runs it again (with a fresh copy of the arguments) after each retryable failure, following
+/// the retry policy, until it succeeds or the failure is fatal. Constexpr-constructible, so
+/// `inline constexpr durable::function f{"name", [](...) -> task<...> {...}};` at namespace
+/// scope has no initialisation-order hazard and an invalid policy is a compile error.
+template <class F>
+class function {
+ public:
+  /// `name` must refer to static storage (a string literal); the policy is validated here and
+  /// a bad field throws std::invalid_argument naming it.
+  constexpr function(std::string_view name, F callable, retry_policy policy = {})
+      : name_(name), callable_(std::move(callable)), policy_(policy) {
+    policy_.validate();
+  }
+
+  /// A call of this function with decayed copies of `args`. The task keeps its own copy of the
+  /// callable and the name: it never refers back to this object.
+  template <class... A>
+  auto operator()(A&&... args) const {
+    return detail::make_call(name_, policy_, callable_, std::forward<A>(args)...);
+  }
+
+  /// The function's stable name (used in events, failures and journals).
+  [[nodiscard]] constexpr std::string_view name() const noexcept { return name_; }
+  /// The function's retry policy.
+  [[nodiscard]] constexpr const retry_policy& policy() const noexcept { return policy_; }
+
+ private:
+  std::string_view name_;
+  F callable_;
+  retry_policy policy_;
+};
+
+/// An unnamed durable call with the default retry policy.
+template <class F, class... A>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, retry_policy>)
+auto call(F&& callable, A&&... args) {
+  return detail::make_call({}, retry_policy{}, std::forward<F>(callable), std::forward<A>(args)...);
+}
+
+/// An unnamed durable call with its own retry policy (validated here: std::invalid_argument).
+template <class F, class... A>
+auto call(const retry_policy& policy, F&& callable, A&&... args) {
+  policy.validate();
+  return detail::make_call({}, policy, std::forward<F>(callable), std::forward<A>(args)...);
+}
+
+}  // namespace durable

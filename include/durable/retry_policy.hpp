@@ -1,0 +1,109 @@
+// durable/retry_policy.hpp — how long to wait between attempts, and when to give up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+
+namespace durable {
+
+/// How a computed backoff delay d is randomised.
+enum class jitter : std::uint8_t {
+  none,          ///< exactly d
+  full,          ///< uniform in [0, d]
+  equal,         ///< d/2 + uniform in [0, d/2]
+  decorrelated,  ///< min(max_delay, uniform(initial_delay, 3 x previous delay))
+};
+
+/// The retry policy of a durable function (an aggregate: set only the fields you need).
+/// Validated when the `durable::function` is constructed; in a constexpr declaration an invalid
+/// policy is a compile error.
+struct retry_policy {
+  /// Delay before the second attempt.
+  std::chrono::nanoseconds initial_delay = std::chrono::milliseconds(100);
+  /// Growth of the delay per further attempt (at least 1, finite).
+  double multiplier = 2.0;
+  /// Cap on one delay; also caps retry-after hints.
+  std::chrono::nanoseconds max_delay = std::chrono::seconds(60);
+  /// Randomisation of each delay. (Inside this class the member hides the enum's name, so the
+  /// enum is written fully qualified: g++ rejects the unqualified form, "changes meaning".)
+  ::durable::jitter jitter = ::durable::jitter::full;
+  /// 0: retry until it succeeds; N: at most N attempts in all.
+  std::uint32_t max_attempts = 0;
+  /// 0: no deadline; otherwise no attempt starts after this long since the first one, and
+  /// delays are clipped to what remains.
+  std::chrono::nanoseconds max_elapsed = std::chrono::nanoseconds::zero();
+  /// 0: none; otherwise how long one attempt may run before it is asked to stop and the call
+  /// goes on as a `timeout` failure.
+  std::chrono::nanoseconds attempt_timeout = std::chrono::nanoseconds::zero();
+
+  /// Throws std::invalid_argument naming the first bad field.
+  constexpr void validate() const {
+    using std::chrono::nanoseconds;
+    if (initial_delay < nanoseconds::zero())
+      throw std::invalid_argument("durable::retry_policy: initial_delay must not be negative");
+    if (!(multiplier >= 1.0) || multiplier > std::numeric_limits<double>::max())
+      throw std::invalid_argument("durable::retry_policy: multiplier must be finite and at least 1");
+    if (max_delay < nanoseconds::zero())
+      throw std::invalid_argument("durable::retry_policy: max_delay must not be negative");
+    if (max_delay < initial_delay)
+      throw std::invalid_argument("durable::retry_policy: max_delay must not be below initial_delay");
+    if (max_elapsed < nanoseconds::zero())
+      throw std::invalid_argument("durable::retry_policy: max_elapsed must not be negative");
+    if (attempt_timeout < nanoseconds::zero())
+      throw std::invalid_argument("durable::retry_policy: attempt_timeout must not be negative");
+  }
+};
+
+namespace detail {
+
+/// Maps 64 random bits to [0, 1) the same way on every standard library.
+[[nodiscard]] constexpr double unit_interval(std::uint64_t bits) noexcept {
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+/// `min(max_delay, initial_delay x multiplier^(retry - 1))` for retry n >= 1, without
+/// overflowing however many retries there were.
+[[nodiscard]] inline std::chrono::nanoseconds base_delay(const retry_policy& p,
+                                                         std::uint32_t retry) noexcept {
+  double d = static_cast<double>(p.initial_delay.count());
+  const double cap = static_cast<double>(p.max_delay.count());
+  for (std::uint32_t i = 1; i < retry && d < cap; ++i) d *= p.multiplier;
+  if (!(d < cap)) return p.max_delay;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(d));
+}
+
+/// The jittered delay before retry n. `previous` is the delay chosen for the retry before
+/// (the decorrelated kind grows from it; initial_delay before the first retry); `unit` is a
+/// random number in [0, 1).
+[[nodiscard]] inline std::chrono::nanoseconds jittered_delay(const retry_policy& p,
+                                                             std::uint32_t retry,
+                                                             std::chrono::nanoseconds previous,
+                                                             double unit) noexcept {
+  using std::chrono::nanoseconds;
+  const auto scale = [unit](double span) { return static_cast<std::int64_t>(unit * span); };
+  switch (p.jitter) {
+    case jitter::none:
+      return base_delay(p, retry);
+    case jitter::full:
+      return nanoseconds(scale(static_cast<double>(base_delay(p, retry).count())));
+    case jitter::equal: {
+      const nanoseconds d = base_delay(p, retry);
+      const nanoseconds half = d / 2;
+      return half + nanoseconds(scale(static_cast<double>((d - half).count())));
+    }
+    case jitter::decorrelated: {
+      const double low = static_cast<double>(p.initial_delay.count());
+      const double high = 3.0 * static_cast<double>(previous.count());
+      const double span = high > low ? high - low : 0.0;
+      const double d = low + unit * span;
+      if (!(d < static_cast<double>(p.max_delay.count()))) return p.max_delay;
+      return nanoseconds(static_cast<std::int64_t>(d));
+    }
+  }
+  return base_delay(p, retry);
+}
+
+}  // namespace detail
+}  // namespace durable

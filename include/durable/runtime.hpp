@@ -1,0 +1,342 @@
+// durable/runtime.hpp — the runtime: runs tasks, owns timers, the clock and the random source.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <random>
+#include <string_view>
+#include <type_traits>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "clock.hpp"
+#include "detail/context.hpp"
+#include "detail/result.hpp"
+#include "detail/trampoline.hpp"
+#include "error.hpp"
+#include "event.hpp"
+#include "status.hpp"
+#include "task.hpp"
+
+namespace durable {
+
+/// How a runtime is set up.
+struct runtime_options {
+  /// Seed of the runtime's random generator (jitter). Unset: seeded from std::random_device.
+  /// A fixed seed gives the same delays on every standard library.
+  std::optional<std::uint64_t> seed;
+};
+
+namespace detail {
+
+/// The coroutine at the bottom of every chain a runtime runs: it awaits the user's task, hands
+/// the outcome to `finish`, and frees itself.
+struct root_task {
+  struct promise_type {
+    root_task get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+/// `co_await handle_probe{}` yields the awaiting coroutine's own handle without suspending.
+struct handle_probe {
+  std::coroutine_handle<> found;
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> self) noexcept {
+    found = self;
+    return false;
+  }
+  std::coroutine_handle<> await_resume() const noexcept { return found; }
+};
+
+/// Where `runtime::run` waits for its task's outcome.
+template <class T>
+struct run_state {
+  result<T> outcome;
+  bool done = false;
+};
+
+/// Turns a task's fault into what `run` throws: a call's own durable::failure as it is;
+/// anything else as the failure of a plain task that ran once.
+[[noreturn]] inline void throw_root_failure(fault& f) {
+  if (f.final && f.exception) std::rethrow_exception(f.exception);
+  const failure_reason reason =
+      is_retryable(f.code) ? failure_reason::attempts_exhausted : failure_reason::fatal_status;
+  throw failure(f.code, reason, 1, {}, f.exception, f.message);
+}
+
+}  // namespace detail
+
+/// Runs durable tasks: `run` blocks until a task is done, `spawn` starts one in the background.
+/// Owns the timers that wake calls waiting for a retry, the clock (real, or a `manual_clock`
+/// that it moves forward itself), the random generator used for jitter, and the event
+/// callbacks. Threads that call `run` are the ones that run the work.
+class runtime {
+ public:
+  /// A runtime on the real (system) clock.
+  runtime() : runtime(runtime_options{}) {}
+  explicit runtime(runtime_options options) : rng_(seed_of(options)) {}
+  /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
+  explicit runtime(manual_clock& clock, runtime_options options = {})
+      : manual_(&clock), rng_(seed_of(options)) {}
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// Destroys tasks that were spawned and never finished (their destructors run).
+  ~runtime() {
+    std::vector<std::coroutine_handle<>> roots;
+    {
+      std::lock_guard lock(mutex_);
+      ready_.clear();
+      timers_ = {};
+      for (void* frame : spawned_) roots.push_back(std::coroutine_handle<>::from_address(frame));
+      spawned_.clear();
+    }
+    for (auto h : roots) h.destroy();
+  }
+
+  /// Runs `task` to completion on the calling thread (and whichever threads help) and returns
+  /// its value, or throws `durable::failure`.
+  template <class T, class Policy>
+  T run(durable_task<T, Policy> task) {
+    detail::run_state<T> state;
+    detail::call_context root_context{this, nullptr, {}};
+    detail::root_task root = run_root(std::move(task), &root_context, &state);
+    post(root.handle);
+    drive(state.done);
+    if (state.outcome.has_fault()) detail::throw_root_failure(state.outcome.get_fault());
+    return state.outcome.take_value();
+  }
+
+  /// Starts `task` without waiting for it; it runs while some thread drives the runtime (a
+  /// `run` call, or `run_until_idle`). A failure is reported as a `failed` event.
+  template <class T, class Policy>
+  void spawn(durable_task<T, Policy> task) {
+    detail::root_task root = spawn_root(std::move(task));
+    {
+      std::lock_guard lock(mutex_);
+      spawned_.insert(root.handle.address());
+    }
+    post(root.handle);
+  }
+
+  /// Runs everything that is ready or waiting on a timer until nothing is left.
+  void run_until_idle() { drive_until_idle(); }
+
+  /// Registers a callback for every `event`. Register before starting work; callbacks run on
+  /// the thread that runs the call, and must not throw.
+  void on_event(std::function<void(const event&)> callback) {
+    callbacks_.push_back(std::move(callback));
+  }
+
+  /// The runtime's clock.
+  [[nodiscard]] time_point now() const noexcept {
+    if (manual_ != nullptr) return manual_->now();
+    return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+  }
+
+  // ---- used by the library's awaitables; not part of the user-facing contract ----
+
+  /// Resumes `h` from the runtime's queue once `when` has come (at once if it has).
+  void schedule_at(time_point when, std::coroutine_handle<> h) {
+    {
+      std::lock_guard lock(mutex_);
+      if (when <= now()) {
+        ready_.push_back(h);
+      } else {
+        timers_.push(timer{when, next_timer_seq_++, h});
+      }
+    }
+    wake_.notify_one();
+  }
+
+  /// Resumes `h` from the runtime's queue.
+  void post(std::coroutine_handle<> h) {
+    {
+      std::lock_guard lock(mutex_);
+      ready_.push_back(h);
+    }
+    wake_.notify_one();
+  }
+
+  /// A random number in [0, 1) from the runtime's generator: (bits >> 11) x 2^-53.
+  double random_unit() {
+    std::lock_guard lock(mutex_);
+    return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+  }
+
+  /// True when someone listens to events (so that callers can skip building them).
+  [[nodiscard]] bool observed() const noexcept { return !callbacks_.empty(); }
+
+  /// Delivers an event to every callback.
+  void emit(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
+            std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) {
+    if (callbacks_.empty()) return;
+    const event e{kind, name, attempt, code, delay, now()};
+    for (auto& callback : callbacks_) callback(e);
+  }
+
+ private:
+  struct timer {
+    time_point when;
+    std::uint64_t seq;  // FIFO among timers due at the same instant
+    std::coroutine_handle<> handle;
+    bool operator>(const timer& other) const noexcept {
+      return when != other.when ? when > other.when : seq > other.seq;
+    }
+  };
+
+  static std::uint64_t seed_of(const runtime_options& options) {
+    if (options.seed) return *options.seed;
+    std::random_device device;
+    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+  }
+
+  template <class T, class Policy>
+  static detail::root_task run_root(durable_task<T, Policy> task, detail::call_context* context,
+                                    detail::run_state<T>* state) {
+    {
+      durable_task<T, Policy> owned = std::move(task);
+      auto awaiter = detail::outcome_awaiter<T, Policy>{owned.handle(), context};
+      detail::result<T>& outcome = co_await awaiter;
+      state->outcome = std::move(outcome);
+    }  // the task's frame is gone before `run` can return
+    context->rt->finish(state->done);
+  }
+
+  template <class T, class Policy>
+  detail::root_task spawn_root(durable_task<T, Policy> task) {
+    detail::call_context context{this, nullptr, {}};
+    {
+      durable_task<T, Policy> owned = std::move(task);
+      auto awaiter = detail::outcome_awaiter<T, Policy>{owned.handle(), &context};
+      detail::result<T>& outcome = co_await awaiter;
+      if (outcome.has_fault() && !outcome.get_fault().final) {
+        // A plain task has no call to report its failure; do it here so it never vanishes.
+        emit(event_kind::failed, {}, 1, outcome.get_fault().code);
+      }
+    }
+    forget_spawned(co_await detail::handle_probe{});
+  }
+
+  void finish(bool& done) {
+    {
+      std::lock_guard lock(mutex_);
+      done = true;
+    }
+    wake_.notify_all();
+  }
+
+  void forget_spawned(std::coroutine_handle<> root) {
+    {
+      std::lock_guard lock(mutex_);
+      spawned_.erase(root.address());
+    }
+    wake_.notify_all();
+  }
+
+  // Moves due timers to the ready queue. On a manual clock with nothing else to do, first
+  // jumps the clock to the earliest timer. Returns false when the caller must wait.
+  bool fire_timers(std::unique_lock<std::mutex>& lock) {
+    if (timers_.empty()) return false;
+    if (manual_ != nullptr && busy_ == 0) manual_->advance_to(timers_.top().when);
+    const time_point current = now();
+    bool fired = false;
+    while (!timers_.empty() && timers_.top().when <= current) {
+      ready_.push_back(timers_.top().handle);
+      timers_.pop();
+      fired = true;
+    }
+    if (!fired) {
+      if (manual_ != nullptr) {
+        wake_.wait(lock);  // another thread is busy; it may add work or finish
+      } else {
+        wake_.wait_until(lock, timers_.top().when);
+      }
+    }
+    return true;
+  }
+
+  // Runs queued work on this thread until `done` (or, with no flag, until idle).
+  void drive(const bool& done) {
+    std::unique_lock lock(mutex_);
+    while (!done) {
+      if (!ready_.empty()) {
+        run_one(lock);
+        continue;
+      }
+      if (fire_timers(lock)) continue;
+      wake_.wait(lock);  // the task waits on something outside the runtime
+    }
+  }
+
+  void drive_until_idle() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (!ready_.empty()) {
+        run_one(lock);
+        continue;
+      }
+      if (fire_timers(lock)) continue;
+      if (busy_ == 0) return;
+      wake_.wait(lock);
+    }
+  }
+
+  void run_one(std::unique_lock<std::mutex>& lock) {
+    const std::coroutine_handle<> h = ready_.front();
+    ready_.pop_front();
+    ++busy_;
+    lock.unlock();
+    detail::resume_on_trampoline(h);
+    lock.lock();
+    --busy_;
+  }
+
+  manual_clock* manual_ = nullptr;
+  std::mt19937_64 rng_;
+  std::vector<std::function<void(const event&)>> callbacks_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::coroutine_handle<>> ready_;
+  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
+  std::uint64_t next_timer_seq_ = 0;
+  // Frame addresses: libstdc++ 12's std::hash<coroutine_handle> is not const-callable.
+  std::unordered_set<void*> spawned_;
+  int busy_ = 0;
+};
+
+namespace detail {
+
+/// Suspends until `when` on the runtime's clock; even a time already past goes through the
+/// runtime's queue, so a chain of immediate retries never nests on the stack.
+struct timer_awaiter {
+  runtime* rt;
+  time_point when;
+
+  bool await_ready() const noexcept { return false; }
+  // noinline: after publishing the handle another thread may resume (and free) this frame;
+  // clang <= 18 may otherwise still write to it (llvm 56301).
+  [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) { rt->schedule_at(when, h); }
+  void await_resume() const noexcept {}
+};
+
+}  // namespace detail
+}  // namespace durable

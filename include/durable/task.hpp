@@ -1,0 +1,303 @@
+// durable/task.hpp — durable_task<T, Policy>: the lazy coroutine type of durable.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "detail/classify.hpp"
+#include "detail/context.hpp"
+#include "detail/result.hpp"
+#include "detail/trampoline.hpp"
+#include "error.hpp"
+#include "fail.hpp"
+#include "policy.hpp"
+#include "status.hpp"
+
+namespace durable {
+
+template <class T = void, class Policy = default_policy>
+class durable_task;
+
+namespace detail {
+
+template <class>
+constexpr bool always_false = false;
+
+/// The part of every durable promise that does not depend on T or the policy.
+struct promise_base {
+  /// Who resumes when this task finishes (or fails); null for a task nobody awaits.
+  std::coroutine_handle<> continuation;
+  /// The call this task runs in, inherited from the awaiting task.
+  call_context* ctx = nullptr;
+  /// False for a call's retry loop: the value it returns was inspected by its attempt.
+  bool inspect_output = true;
+};
+
+/// Remembers the status of the exception a task re-raises at `co_await`, so that the awaiting
+/// task's promise recognises it and does not classify it again under its own policy.
+struct raised_fault {
+  std::exception_ptr exception;
+  classification verdict;
+};
+inline raised_fault& last_raised() noexcept {
+  static thread_local raised_fault raised;
+  return raised;
+}
+
+/// Makes a child's fault an exception in the awaiting body: the original exception when there
+/// is one (so the caller's own `catch` clauses work), a `durable::error` for `fail`.
+[[noreturn]] inline void raise(fault& f) {
+  if (f.exception) {
+    raised_fault& r = last_raised();
+    r.exception = f.exception;
+    r.verdict = {f.code, f.final, f.reason, f.retry_after};
+    std::rethrow_exception(f.exception);
+  }
+  if (f.retry_after) throw error(f.code, f.message, *f.retry_after);
+  throw error(f.code, f.message);
+}
+
+/// The fault for the exception being handled, classified once under `Policy`.
+template <class Policy>
+fault fault_from_current_exception() noexcept {
+  std::exception_ptr e = std::current_exception();
+  raised_fault& r = last_raised();
+  classification c;
+  if (r.exception && r.exception == e) {
+    c = r.verdict;
+    r.exception = nullptr;
+  } else {
+    c = classify<Policy>(e);
+  }
+  fault f;
+  f.code = c.code;
+  f.exception = std::move(e);
+  f.retry_after = c.retry_after;
+  f.final = c.final;
+  f.reason = c.reason;
+  return f;
+}
+
+inline fault fault_from_request(fail_request&& r) {
+  fault f;
+  if (r.code == status::ok) {
+    f.code = status::invalid_argument;
+    f.message = "durable::fail was given status::ok, which is not a failure";
+  } else {
+    f.code = r.code;
+    f.message = std::move(r.message);
+    f.retry_after = r.retry_after;
+  }
+  return f;
+}
+
+/// Resumes whoever awaits the task: at the end of the body, or at `co_yield durable::fail`.
+struct to_continuation {
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) const noexcept {
+    const std::coroutine_handle<> next = self.promise().continuation;
+    return next ? transfer_to(next) : std::noop_coroutine();
+  }
+  void await_resume() const noexcept {}
+};
+
+template <class T, class Policy>
+class task_promise;
+
+template <class T, class Policy>
+class task_promise_common : public promise_base {
+ public:
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  to_continuation final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { outcome.set_fault(fault_from_current_exception<Policy>()); }
+
+  /// `co_yield durable::fail(...)`: the body stops here and the awaiting caller resumes.
+  to_continuation yield_value(fail_request request) {
+    outcome.set_fault(fault_from_request(std::move(request)));
+    return {};
+  }
+  template <class U>
+  std::suspend_never yield_value(U&&) {
+    static_assert(always_false<U>,
+                  "co_yield in a durable_task accepts only durable::fail(status, message)");
+    return {};
+  }
+
+  result<T> outcome;
+};
+
+template <class T, class Policy>
+class task_promise : public task_promise_common<T, Policy> {
+ public:
+  durable_task<T, Policy> get_return_object() noexcept;
+
+  template <class U>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& value) {
+    if constexpr (std::is_reference_v<T>) {
+      T ref = std::forward<U>(value);
+      this->outcome.set_value(ref);
+    } else {
+      this->outcome.set_value(std::forward<U>(value));
+    }
+    using entry = typename Policy::outputs::template entry_for<T>;
+    if constexpr (!std::is_void_v<entry>) {
+      if (this->inspect_output) {
+        const status verdict = entry::check(stored_value());
+        if (verdict != status::ok) {
+          fault f;
+          f.code = verdict;
+          f.message = "output inspection returned ";
+          f.message += to_string(verdict);
+          this->outcome.set_fault(std::move(f));
+        }
+      }
+    }
+  }
+
+ private:
+  const std::remove_reference_t<T>& stored_value() noexcept {
+    if constexpr (std::is_reference_v<T>) {
+      return *this->outcome.storage();
+    } else {
+      return this->outcome.storage();
+    }
+  }
+};
+
+template <class Policy>
+class task_promise<void, Policy> : public task_promise_common<void, Policy> {
+ public:
+  durable_task<void, Policy> get_return_object() noexcept;
+  void return_void() noexcept { this->outcome.set_value(); }
+};
+
+/// Awaits a task and yields its result, re-raising its failure in the awaiting body.
+template <class T, class Policy>
+struct task_awaiter {
+  std::coroutine_handle<task_promise<T, Policy>> child;
+
+  bool await_ready() const noexcept { return false; }
+  template <class Caller>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<Caller> caller) noexcept {
+    auto& p = child.promise();
+    p.continuation = caller;
+    if constexpr (std::is_base_of_v<promise_base, Caller>) p.ctx = caller.promise().ctx;
+    return transfer_to(child);
+  }
+  T await_resume() {
+    result<T>& out = child.promise().outcome;
+    if (out.has_fault()) [[unlikely]] raise(out.get_fault());
+    return out.take_value();
+  }
+};
+
+/// Awaits a task inside the library (a call's attempt, a root) and yields its outcome without
+/// raising anything: the awaiting code decides what a fault means.
+template <class T, class Policy>
+struct outcome_awaiter {
+  std::coroutine_handle<task_promise<T, Policy>> child;
+  call_context* ctx;
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+    auto& p = child.promise();
+    p.continuation = caller;
+    p.ctx = ctx;
+    return transfer_to(child);
+  }
+  result<T>& await_resume() const noexcept { return child.promise().outcome; }
+};
+
+/// `co_await promise_probe{}` yields the awaiting coroutine's own promise without suspending.
+struct promise_probe {
+  promise_base* found = nullptr;
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> self) noexcept {
+    found = &self.promise();
+    return false;
+  }
+  promise_base& await_resume() const noexcept { return *found; }
+};
+
+}  // namespace detail
+
+/// A lazy, move-only coroutine producing a `T` (a value, a reference, or `void`). Nothing runs
+/// until it is awaited (from another durable_task) or run on a `durable::runtime`. An exception
+/// leaving the body is classified once, through `Policy`, where it is caught; awaiting the
+/// task rethrows it in the caller with that status attached.
+template <class T, class Policy>
+class [[nodiscard]] durable_task {
+  static_assert(!std::is_rvalue_reference_v<T>,
+                "durable::durable_task<T&&> is not supported: return T, or T& for a reference");
+  static_assert(detail::is_policy<Policy>,
+                "durable::durable_task<T, Policy>: Policy must be a durable::policy<...>");
+
+ public:
+  using promise_type = detail::task_promise<T, Policy>;
+  /// What awaiting the task yields.
+  using value_type = T;
+  /// The compile-time policy that classifies this task's failures.
+  using policy_type = Policy;
+
+  /// An empty task; awaiting it is an error.
+  durable_task() noexcept = default;
+  explicit durable_task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  durable_task(durable_task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  durable_task& operator=(durable_task&& other) noexcept {
+    if (this != &other) {
+      destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  durable_task(const durable_task&) = delete;
+  durable_task& operator=(const durable_task&) = delete;
+  /// Destroys the coroutine, finished or not, and every task it was awaiting.
+  ~durable_task() { destroy(); }
+
+  /// True unless the task is empty (default-constructed or moved from).
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
+
+  /// Runs the task to completion as part of the awaiting task; yields its value or rethrows
+  /// its failure.
+  detail::task_awaiter<T, Policy> operator co_await() const {
+    if (!handle_) throw std::logic_error("durable: awaiting an empty (moved-from) durable_task");
+    return {handle_};
+  }
+
+  /// The coroutine handle, for the library's own drivers.
+  [[nodiscard]] std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }
+
+ private:
+  void destroy() noexcept {
+    if (handle_) handle_.destroy();
+    handle_ = {};
+  }
+
+  std::coroutine_handle<promise_type> handle_;
+};
+
+namespace detail {
+template <class T, class Policy>
+durable_task<T, Policy> task_promise<T, Policy>::get_return_object() noexcept {
+  return durable_task<T, Policy>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+template <class Policy>
+durable_task<void, Policy> task_promise<void, Policy>::get_return_object() noexcept {
+  return durable_task<void, Policy>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+
+template <class T>
+constexpr bool is_durable_task = false;
+template <class T, class P>
+constexpr bool is_durable_task<durable_task<T, P>> = true;
+}  // namespace detail
+
+}  // namespace durable
