@@ -177,24 +177,36 @@ class task_promise<void, Policy> : public task_promise_common<void, Policy> {
   void return_void() noexcept { this->outcome.set_value(); }
 };
 
-/// Awaits a task and yields its result, re-raising its failure in the awaiting body.
+/// Awaits a task and yields its result, re-raising its failure in the awaiting body. Owns the
+/// awaited frame from `operator co_await` on, so the task object it came from may be a
+/// temporary that g++ 12 destroys early or twice (GCC 100611, 107288): it is empty by then.
 template <class T, class Policy>
-struct task_awaiter {
-  std::coroutine_handle<task_promise<T, Policy>> child;
+class task_awaiter {
+ public:
+  explicit task_awaiter(std::coroutine_handle<task_promise<T, Policy>> child) noexcept
+      : child_(child) {}
+  task_awaiter(task_awaiter&& other) noexcept : child_(std::exchange(other.child_, {})) {}
+  task_awaiter& operator=(task_awaiter&&) = delete;
+  ~task_awaiter() {
+    if (child_) std::exchange(child_, {}).destroy();
+  }
 
   bool await_ready() const noexcept { return false; }
   template <class Caller>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Caller> caller) noexcept {
-    auto& p = child.promise();
+    auto& p = child_.promise();
     p.continuation = caller;
     if constexpr (std::is_base_of_v<promise_base, Caller>) p.ctx = caller.promise().ctx;
-    return transfer_to(child);
+    return transfer_to(child_);
   }
   T await_resume() {
-    result<T>& out = child.promise().outcome;
+    result<T>& out = child_.promise().outcome;
     if (out.has_fault()) [[unlikely]] raise(out.get_fault());
     return out.take_value();
   }
+
+ private:
+  std::coroutine_handle<task_promise<T, Policy>> child_;
 };
 
 /// Awaits a task inside the library (a call's attempt, a root) and yields its outcome without
@@ -266,11 +278,13 @@ class [[nodiscard]] durable_task {
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
 
   /// Runs the task to completion as part of the awaiting task; yields its value or rethrows
-  /// its failure.
-  detail::task_awaiter<T, Policy> operator co_await() const {
+  /// its failure. Awaiting consumes the task: afterwards it is empty.
+  detail::task_awaiter<T, Policy> operator co_await() && {
     if (!handle_) throw std::logic_error("durable: awaiting an empty (moved-from) durable_task");
-    return {handle_};
+    return detail::task_awaiter<T, Policy>(std::exchange(handle_, {}));
   }
+  /// Awaiting a named task consumes it too (`co_await t;` is `co_await std::move(t);`).
+  detail::task_awaiter<T, Policy> operator co_await() & { return std::move(*this).operator co_await(); }
 
   /// The coroutine handle, for the library's own drivers.
   [[nodiscard]] std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }

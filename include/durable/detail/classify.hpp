@@ -174,6 +174,7 @@ struct table_facts<entry_list<Es...>> {
 /// The portable classification: rethrow once per candidate and let `catch` decide.
 template <class List, status Fallback>
 classification classify_portable(const std::exception_ptr& e) noexcept {
+  if (!e) return fallback_verdict(Fallback);  // rethrow_exception(nullptr) is undefined
   try {
     std::rethrow_exception(e);
   } catch (const error& x) {
@@ -285,6 +286,7 @@ classification classify_by_catch_matching(const std::type_info* thrown, void* ob
 template <class List, status Fallback>
 classification classify_with(const std::exception_ptr& e) noexcept {
 #if DURABLE_DETAIL_GNU_EH
+  if (!e) return fallback_verdict(Fallback);  // __cxa_exception_type() dereferences the object
   const std::type_info* thrown = e.__cxa_exception_type();
   if (thrown == nullptr) return fallback_verdict(Fallback);
   void* object = exception_object(e);
