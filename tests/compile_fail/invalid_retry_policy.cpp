@@ -1,0 +1,17 @@
+// expect-error: multiplier must be finite and at least 1
+// An invalid retry policy in an `inline constexpr durable::function` is a compile error: a
+// multiplier below 1 would make the delays shrink.
+// (Compile with -DDURABLE_COMPILE_FAIL_FIXED to check that the corrected file compiles.)
+#include <durable/durable.hpp>
+
+#ifndef DURABLE_COMPILE_FAIL_FIXED
+inline constexpr double multiplier = 0.5;
+#else
+inline constexpr double multiplier = 1.5;
+#endif
+
+inline constexpr durable::function poll{
+    "poll", []() -> durable::durable_task<int> { co_return 1; },
+    durable::retry_policy{.multiplier = multiplier}};
+
+int main() { static_cast<void>(poll()); }
