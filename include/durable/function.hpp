@@ -115,7 +115,9 @@ auto make_call(std::string_view name, const retry_policy& policy, const F& calla
   static_assert(std::is_invocable_v<const F&, std::decay_t<A>&&...>,
                 "durable: the function cannot be called with fresh rvalue copies of these "
                 "arguments (pass a non-const lvalue reference parameter with std::ref)");
-  if constexpr (std::is_invocable_v<const F&, std::decay_t<A>&&...>) {
+  // Only go on when both hold, so that the static_assert above is the only error reported.
+  if constexpr ((std::is_copy_constructible_v<std::decay_t<A>> && ...) &&
+                std::is_invocable_v<const F&, std::decay_t<A>&&...>) {
     using Task = std::invoke_result_t<const F&, std::decay_t<A>&&...>;
     static_assert(is_durable_task<Task>,
                   "durable: the callable of a durable function must return a durable::durable_task");

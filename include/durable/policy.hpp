@@ -1,6 +1,7 @@
 // durable/policy.hpp — the compile-time policy of a durable_task: errors, outputs, fallback.
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
 
 #include "error_table.hpp"
@@ -16,6 +17,19 @@ struct fallback {
                                  "into a success; pick a failure status");
   /// The fallback status.
   static constexpr status value = S;
+};
+
+/// Where the coroutine frames of a policy's tasks come from.
+enum class frame_allocation : std::uint8_t {
+  recycled,    ///< per-thread free lists of frames (the default; global new under ASan)
+  global_new,  ///< plain `::operator new` / `::operator delete` for every frame
+};
+
+/// A policy parameter choosing the frame allocation: `policy<frames<frame_allocation::global_new>>`.
+template <frame_allocation A>
+struct frames {
+  /// The chosen allocation.
+  static constexpr frame_allocation value = A;
 };
 
 namespace detail {
@@ -34,6 +48,11 @@ constexpr bool is_fallback = false;
 template <status S>
 constexpr bool is_fallback<fallback<S>> = true;
 
+template <class T>
+constexpr bool is_frames = false;
+template <frame_allocation A>
+constexpr bool is_frames<frames<A>> = true;
+
 template <template <class> class, class Default, class... Ps>
 struct pick {
   using type = Default;
@@ -49,6 +68,8 @@ template <class T>
 struct output_table_q : std::bool_constant<is_output_table<T>> {};
 template <class T>
 struct fallback_q : std::bool_constant<is_fallback<T>> {};
+template <class T>
+struct frames_q : std::bool_constant<is_frames<T>> {};
 }  // namespace detail
 
 /// The compile-time policy of a `durable_task`: an `error_table`, an `output_table` and a
@@ -57,15 +78,17 @@ struct fallback_q : std::bool_constant<is_fallback<T>> {};
 template <class... Params>
 struct policy {
   static_assert(((detail::is_error_table<Params> || detail::is_output_table<Params> ||
-                  detail::is_fallback<Params>) && ...),
+                  detail::is_fallback<Params> || detail::is_frames<Params>) && ...),
                 "durable::policy accepts only durable::error_table<...>, "
-                "durable::output_table<...> and durable::fallback<status>");
+                "durable::output_table<...>, durable::fallback<status> and durable::frames<...>");
   static_assert((int{detail::is_error_table<Params>} + ... + 0) <= 1,
                 "durable::policy: more than one error_table; merge them into one");
   static_assert((int{detail::is_output_table<Params>} + ... + 0) <= 1,
                 "durable::policy: more than one output_table; merge them into one");
   static_assert((int{detail::is_fallback<Params>} + ... + 0) <= 1,
                 "durable::policy: more than one fallback");
+  static_assert((int{detail::is_frames<Params>} + ... + 0) <= 1,
+                "durable::policy: more than one frames<...>");
 
   /// The policy's own error table (consulted together with `standard_errors`).
   using errors = typename detail::pick<detail::error_table_q, error_table<>, Params...>::type;
@@ -74,6 +97,9 @@ struct policy {
   /// The status of an exception nothing matches.
   static constexpr status fallback_status =
       detail::pick<detail::fallback_q, fallback<status::permanent_error>, Params...>::type::value;
+  /// Where the frames of this policy's tasks are allocated.
+  static constexpr frame_allocation frame_allocation_kind =
+      detail::pick<detail::frames_q, frames<frame_allocation::recycled>, Params...>::type::value;
 };
 
 /// No table of its own: `standard_errors`, no output inspection, unknown exceptions permanent.

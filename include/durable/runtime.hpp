@@ -14,7 +14,6 @@
 #include <random>
 #include <string_view>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -42,6 +41,10 @@ namespace detail {
 /// the outcome to `finish`, and frees itself.
 struct root_task {
   struct promise_type {
+    /// Links in the runtime's list of spawned roots (unused for `run`).
+    promise_type* prev = nullptr;
+    promise_type* next = nullptr;
+
     root_task get_return_object() noexcept {
       return {std::coroutine_handle<promise_type>::from_promise(*this)};
     }
@@ -53,16 +56,24 @@ struct root_task {
   std::coroutine_handle<promise_type> handle;
 };
 
-/// `co_await handle_probe{}` yields the awaiting coroutine's own handle without suspending.
-struct handle_probe {
-  std::coroutine_handle<> found;
+/// `co_await root_probe{}` yields the root coroutine's own promise without suspending.
+struct root_probe {
+  root_task::promise_type* found = nullptr;
   bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> self) noexcept {
-    found = self;
+  bool await_suspend(std::coroutine_handle<root_task::promise_type> self) noexcept {
+    found = &self.promise();
     return false;
   }
-  std::coroutine_handle<> await_resume() const noexcept { return found; }
+  root_task::promise_type& await_resume() const noexcept { return *found; }
 };
+
+/// The work queue of a thread while it drives a runtime: what that thread posts to its own
+/// runtime goes here, without the runtime's lock (immediate retries, wake-ups it caused).
+struct driver_queue {
+  const void* owner;
+  std::deque<std::coroutine_handle<>> ready;
+};
+inline thread_local driver_queue* current_driver = nullptr;
 
 /// Where `runtime::run` waits for its task's outcome.
 template <class T>
@@ -105,8 +116,9 @@ class runtime {
       std::lock_guard lock(mutex_);
       ready_.clear();
       timers_ = {};
-      for (void* frame : spawned_) roots.push_back(std::coroutine_handle<>::from_address(frame));
-      spawned_.clear();
+      for (auto* p = spawned_.next; p != &spawned_; p = p->next)
+        roots.push_back(std::coroutine_handle<detail::root_task::promise_type>::from_promise(*p));
+      spawned_.prev = spawned_.next = &spawned_;
     }
     for (auto h : roots) h.destroy();
   }
@@ -119,7 +131,7 @@ class runtime {
     detail::call_context root_context{this, nullptr, {}};
     detail::root_task root = run_root(std::move(task), &root_context, &state);
     post(root.handle);
-    drive(state.done);
+    drive(&state.done);
     if (state.outcome.has_fault()) detail::throw_root_failure(state.outcome.get_fault());
     return state.outcome.take_value();
   }
@@ -131,13 +143,17 @@ class runtime {
     detail::root_task root = spawn_root(std::move(task));
     {
       std::lock_guard lock(mutex_);
-      spawned_.insert(root.handle.address());
+      auto& p = root.handle.promise();
+      p.prev = spawned_.prev;
+      p.next = &spawned_;
+      spawned_.prev->next = &p;
+      spawned_.prev = &p;
     }
     post(root.handle);
   }
 
   /// Runs everything that is ready or waiting on a timer until nothing is left.
-  void run_until_idle() { drive_until_idle(); }
+  void run_until_idle() { drive(nullptr); }
 
   /// Registers a callback for every `event`. Register before starting work; callbacks run on
   /// the thread that runs the call, and must not throw.
@@ -155,19 +171,23 @@ class runtime {
 
   /// Resumes `h` from the runtime's queue once `when` has come (at once if it has).
   void schedule_at(time_point when, std::coroutine_handle<> h) {
+    if (when <= now()) {
+      post(h);
+      return;
+    }
     {
       std::lock_guard lock(mutex_);
-      if (when <= now()) {
-        ready_.push_back(h);
-      } else {
-        timers_.push(timer{when, next_timer_seq_++, h});
-      }
+      timers_.push(timer{when, next_timer_seq_++, h});
     }
     wake_.notify_one();
   }
 
   /// Resumes `h` from the runtime's queue.
   void post(std::coroutine_handle<> h) {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      detail::current_driver->ready.push_back(h);  // this thread runs it soon; no lock needed
+      return;
+    }
     {
       std::lock_guard lock(mutex_);
       ready_.push_back(h);
@@ -232,7 +252,7 @@ class runtime {
         emit(event_kind::failed, {}, 1, outcome.get_fault().code);
       }
     }
-    forget_spawned(co_await detail::handle_probe{});
+    forget_spawned(co_await detail::root_probe{});
   }
 
   void finish(bool& done) {
@@ -243,10 +263,11 @@ class runtime {
     wake_.notify_all();
   }
 
-  void forget_spawned(std::coroutine_handle<> root) {
+  void forget_spawned(detail::root_task::promise_type& root) {
     {
       std::lock_guard lock(mutex_);
-      spawned_.erase(root.address());
+      root.prev->next = root.next;
+      root.next->prev = root.prev;
     }
     wake_.notify_all();
   }
@@ -274,38 +295,42 @@ class runtime {
   }
 
   // Runs queued work on this thread until `done` (or, with no flag, until idle).
-  void drive(const bool& done) {
-    std::unique_lock lock(mutex_);
-    while (!done) {
-      if (!ready_.empty()) {
-        run_one(lock);
-        continue;
-      }
-      if (fire_timers(lock)) continue;
-      wake_.wait(lock);  // the task waits on something outside the runtime
-    }
-  }
-
-  void drive_until_idle() {
+  void drive(const bool* done) {
+    detail::driver_queue mine{this, {}};
+    detail::driver_queue* const outer = std::exchange(detail::current_driver, &mine);
     std::unique_lock lock(mutex_);
     for (;;) {
+      if (done != nullptr ? *done : false) break;
       if (!ready_.empty()) {
-        run_one(lock);
+        const std::coroutine_handle<> h = ready_.front();
+        ready_.pop_front();
+        run_on_this_thread(h, mine, lock);
         continue;
       }
       if (fire_timers(lock)) continue;
-      if (busy_ == 0) return;
-      wake_.wait(lock);
+      if (done == nullptr && busy_ == 0) break;
+      wake_.wait(lock);  // the task waits on something outside the runtime
     }
+    detail::current_driver = outer;
   }
 
-  void run_one(std::unique_lock<std::mutex>& lock) {
-    const std::coroutine_handle<> h = ready_.front();
-    ready_.pop_front();
+  // Runs `h` and then what it posted to this thread's own queue. The thread counts as busy
+  // meanwhile, so a manual clock does not jump while it still has work.
+  void run_on_this_thread(std::coroutine_handle<> h, detail::driver_queue& mine,
+                          std::unique_lock<std::mutex>& lock) {
     ++busy_;
     lock.unlock();
     detail::resume_on_trampoline(h);
+    // Bounded, so that an endless stream of immediate retries cannot starve the shared queue
+    // and the timers; what is left goes to the shared queue.
+    for (int budget = 256; !mine.ready.empty() && budget > 0; --budget) {
+      const std::coroutine_handle<> next = mine.ready.front();
+      mine.ready.pop_front();
+      detail::resume_on_trampoline(next);
+    }
     lock.lock();
+    ready_.insert(ready_.end(), mine.ready.begin(), mine.ready.end());
+    mine.ready.clear();
     --busy_;
   }
 
@@ -318,8 +343,8 @@ class runtime {
   std::deque<std::coroutine_handle<>> ready_;
   std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
   std::uint64_t next_timer_seq_ = 0;
-  // Frame addresses: libstdc++ 12's std::hash<coroutine_handle> is not const-callable.
-  std::unordered_set<void*> spawned_;
+  // Sentinel of the circular list of spawned roots that have not finished.
+  detail::root_task::promise_type spawned_{&spawned_, &spawned_};
   int busy_ = 0;
 };
 

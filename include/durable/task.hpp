@@ -2,6 +2,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "detail/classify.hpp"
 #include "detail/context.hpp"
+#include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
 #include "detail/trampoline.hpp"
 #include "error.hpp"
@@ -42,6 +44,11 @@ struct promise_base {
 struct raised_fault {
   std::exception_ptr exception;
   classification verdict;
+  /// The exception is a durable::error made here from a `fail` or an output inspection: the
+  /// awaiting task's fault keeps no exception for it (failure::cause() stays null) but keeps
+  /// the message.
+  bool synthetic = false;
+  std::string message;
 };
 inline raised_fault& last_raised() noexcept {
   static thread_local raised_fault raised;
@@ -51,14 +58,22 @@ inline raised_fault& last_raised() noexcept {
 /// Makes a child's fault an exception in the awaiting body: the original exception when there
 /// is one (so the caller's own `catch` clauses work), a `durable::error` for `fail`.
 [[noreturn]] inline void raise(fault& f) {
+  raised_fault& r = last_raised();
   if (f.exception) {
-    raised_fault& r = last_raised();
     r.exception = f.exception;
     r.verdict = {f.code, f.final, f.reason, f.retry_after};
+    r.synthetic = false;
+    r.message.clear();
     std::rethrow_exception(f.exception);
   }
-  if (f.retry_after) throw error(f.code, f.message, *f.retry_after);
-  throw error(f.code, f.message);
+  std::exception_ptr made = f.retry_after
+                                ? std::make_exception_ptr(error(f.code, f.message, *f.retry_after))
+                                : std::make_exception_ptr(error(f.code, f.message));
+  r.message = f.message;
+  r.exception = made;
+  r.verdict = {f.code, f.final, f.reason, f.retry_after};
+  r.synthetic = true;
+  std::rethrow_exception(std::move(made));
 }
 
 /// The fault for the exception being handled, classified once under `Policy`.
@@ -67,15 +82,24 @@ fault fault_from_current_exception() noexcept {
   std::exception_ptr e = std::current_exception();
   raised_fault& r = last_raised();
   classification c;
+  bool synthetic = false;
+  std::string message;
   if (r.exception && r.exception == e) {
     c = r.verdict;
+    synthetic = r.synthetic;
+    message = std::move(r.message);  // moving a std::string does not throw
     r.exception = nullptr;
+    r.synthetic = false;
   } else {
     c = classify<Policy>(e);
   }
   fault f;
   f.code = c.code;
-  f.exception = std::move(e);
+  if (synthetic) {
+    f.message = std::move(message);  // a `fail` or an inspection: no exception is the cause
+  } else {
+    f.exception = std::move(e);
+  }
   f.retry_after = c.retry_after;
   f.final = c.final;
   f.reason = c.reason;
@@ -109,9 +133,26 @@ struct to_continuation {
 template <class T, class Policy>
 class task_promise;
 
+template <class Policy>
+constexpr bool recycles_frames =
+    Policy::frame_allocation_kind == frame_allocation::recycled && !DURABLE_DETAIL_ASAN;
+
 template <class T, class Policy>
 class task_promise_common : public promise_base {
  public:
+  static void* operator new(std::size_t size) {
+    if constexpr (recycles_frames<Policy>) return allocate_frame(size);
+    return ::operator new(size);
+  }
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    if constexpr (recycles_frames<Policy>) {
+      deallocate_frame(frame, size);
+    } else {
+      static_cast<void>(size);
+      ::operator delete(frame);  // unsized: clang 14 leaves -fsized-deallocation off
+    }
+  }
+
   std::suspend_always initial_suspend() const noexcept { return {}; }
   to_continuation final_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept { outcome.set_fault(fault_from_current_exception<Policy>()); }
