@@ -723,3 +723,33 @@ TEST_CASE("the root failure carries the exception that ended the task as its cau
     CHECK_THAT(f.what(), Catch::Matchers::Contains("the database is in maintenance"));
   }
 }
+
+namespace {
+int maintenance_attempts = 0;
+
+durable::durable_task<int, maintenance_is_temporary> query_during_maintenance(int attempt) {
+  if (attempt < 3) throw MaintenanceException("the database is in maintenance");
+  co_return attempt;
+}
+
+// The function's own tasks map MaintenanceException to permanent_error; the child that threw
+// says temporary_error, and that is what the call acts on.
+inline constexpr durable::function report_after_maintenance{
+    "report_after_maintenance",
+    []() -> durable::durable_task<int, maintenance_is_permanent> {
+      ++maintenance_attempts;
+      const int rows = co_await query_during_maintenance(maintenance_attempts);
+      co_return rows;
+    },
+    durable::retry_policy{.jitter = durable::jitter::none}};
+}  // namespace
+
+TEST_CASE("a durable function retries on the status the throwing child's policy gave",
+          "[error_table][once][function]") {
+  maintenance_attempts = 0;
+  durable::manual_clock clock;
+  durable::runtime rt{clock, durable::runtime_options{.seed = 1}};
+  const int rows = rt.run(report_after_maintenance());
+  CHECK(rows == 3);
+  CHECK(maintenance_attempts == 3);
+}

@@ -305,10 +305,16 @@ TEST_CASE("random bits map to [0, 1) portably", "[retry][jitter]") {
   STATIC_REQUIRE(durable::detail::unit_interval(std::uint64_t{1} << 63) == 0.5);
 }
 
-TEST_CASE("backoff does not overflow after very many retries", "[retry]") {
+TEST_CASE("backoff saturates at max_delay and does not overflow after very many retries", "[retry]") {
   const durable::retry_policy p{.initial_delay = 1s, .multiplier = 10.0, .max_delay = 1h};
-  CHECK(durable::detail::base_delay(p, 1) == 1s);
-  CHECK(durable::detail::base_delay(p, 3) == 100s);
-  CHECK(durable::detail::base_delay(p, 1000) == 1h);
-  CHECK(durable::detail::base_delay(p, 4'000'000'000u) == 1h);
+  auto base = durable::detail::first_base_delay(p);
+  CHECK(base == 1s);
+  base = durable::detail::next_base_delay(p, base);
+  CHECK(base == 10s);
+  base = durable::detail::next_base_delay(p, base);
+  CHECK(base == 100s);
+  for (int i = 0; i < 1'000'000; ++i) base = durable::detail::next_base_delay(p, base);
+  CHECK(base == 1h);
+  const durable::retry_policy huge{.initial_delay = 1s, .multiplier = 1e300, .max_delay = 24h};
+  CHECK(durable::detail::next_base_delay(huge, durable::detail::next_base_delay(huge, 1s)) == 24h);
 }

@@ -26,6 +26,63 @@ namespace durable {
 
 namespace detail {
 
+/// The retry side of one call: counts nothing itself, but remembers what the backoff formula
+/// needs (the base delay, the previous delay, the deadline) and decides after each failure.
+class retry_schedule {
+ public:
+  /// After a failed attempt: give up (and why), or wait `delay` before the next one.
+  struct decision {
+    std::optional<failure_reason> give_up;
+    std::chrono::nanoseconds delay{};
+  };
+
+  explicit retry_schedule(const retry_policy& policy) noexcept
+      : policy_(policy), base_(first_base_delay(policy)), previous_(policy.initial_delay) {}
+
+  /// Called when the first attempt starts (the deadline counts from there).
+  void start(runtime& rt) {
+    if (policy_.max_elapsed > std::chrono::nanoseconds::zero()) deadline_ = rt.now() + policy_.max_elapsed;
+  }
+
+  decision after_failure(const fault& failed, std::uint32_t attempt, runtime& rt) {
+    if (failed.final) return {failed.reason};  // a child call gave up: never multiply retries
+    if (!is_retryable(failed.code)) return {failure_reason::fatal_status};
+    if (policy_.max_attempts != 0 && attempt >= policy_.max_attempts) {
+      return {failure_reason::attempts_exhausted};  // the delay after the last attempt is not slept
+    }
+    std::chrono::nanoseconds delay;
+    if (failed.retry_after) {
+      delay = std::clamp(*failed.retry_after, std::chrono::nanoseconds::zero(), policy_.max_delay);
+    } else {
+      const double unit = policy_.jitter == ::durable::jitter::none ? 0.0 : rt.random_unit();
+      delay = jittered_delay(policy_, base_, previous_, unit);
+      previous_ = delay;
+    }
+    base_ = next_base_delay(policy_, base_);  // retry n's base is initial x multiplier^(n-1)
+    if (deadline_) {
+      const std::chrono::nanoseconds remaining = *deadline_ - rt.now();
+      if (remaining <= std::chrono::nanoseconds::zero()) return {failure_reason::deadline_exceeded};
+      delay = std::min(delay, remaining);
+    }
+    return {std::nullopt, delay};
+  }
+
+ private:
+  retry_policy policy_;
+  std::chrono::nanoseconds base_;
+  std::chrono::nanoseconds previous_;
+  std::optional<time_point> deadline_;
+};
+
+/// Resumes the awaiting coroutine from the runtime's queue: a retry with no delay still lets
+/// other work run first, and never nests on the stack.
+struct yield_awaiter {
+  runtime* rt;
+  bool await_ready() const noexcept { return false; }
+  [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) { rt->post(h); }
+  void await_resume() const noexcept {}
+};
+
 /// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
 /// this frame until the attempt ends, so reference parameters never dangle); between attempts
 /// the attempt's frame is gone and this frame waits on a runtime timer.
@@ -40,12 +97,12 @@ Task run_call(std::string_view name, retry_policy policy, F callable, std::tuple
   if (rt == nullptr) {
     throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
   }
-  const time_point first_start = rt->now();
-  std::chrono::nanoseconds previous_delay = policy.initial_delay;
+  retry_schedule schedule(policy);
+  schedule.start(*rt);
 
   for (std::uint32_t attempt = 1;; ++attempt) {
     rt->emit(event_kind::attempt_started, name, attempt, status::ok);
-    std::unique_ptr<fault> failed;
+    fault_ptr failed;
     {
       std::tuple<Args...> fresh = args;
       std::optional<Task> attempt_task;
@@ -54,7 +111,7 @@ Task run_call(std::string_view name, retry_policy policy, F callable, std::tuple
             [&callable](Args&... a) { return std::invoke(std::as_const(callable), std::move(a)...); },
             fresh));
       } catch (...) {  // the callable threw before its coroutine began
-        failed = std::make_unique<fault>(fault_from_current_exception<Policy>());
+        failed = make_fault(fault_from_current_exception<Policy>());
       }
       if (attempt_task) {
         auto awaiter = outcome_awaiter<T, Policy>{attempt_task->handle(), &context};
@@ -69,41 +126,18 @@ Task run_call(std::string_view name, retry_policy policy, F callable, std::tuple
 
     // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
     rt->emit(event_kind::attempt_failed, name, attempt, failed->code);
-    std::optional<failure_reason> give_up;
-    if (failed->final) {
-      give_up = failed->reason;  // a child call gave up: never multiply retries across levels
-    } else if (!is_retryable(failed->code)) {
-      give_up = failure_reason::fatal_status;
-    } else if (policy.max_attempts != 0 && attempt >= policy.max_attempts) {
-      give_up = failure_reason::attempts_exhausted;  // the delay after the last attempt is not slept
-    }
-
-    std::chrono::nanoseconds delay{};
-    const time_point now = rt->now();
-    if (!give_up) {
-      if (failed->retry_after) {
-        delay = std::clamp(*failed->retry_after, std::chrono::nanoseconds::zero(), policy.max_delay);
-      } else {
-        const double unit = policy.jitter == ::durable::jitter::none ? 0.0 : rt->random_unit();
-        delay = jittered_delay(policy, attempt, previous_delay, unit);
-        previous_delay = delay;
-      }
-      if (policy.max_elapsed > std::chrono::nanoseconds::zero()) {
-        const std::chrono::nanoseconds remaining = first_start + policy.max_elapsed - now;
-        if (remaining <= std::chrono::nanoseconds::zero()) {
-          give_up = failure_reason::deadline_exceeded;
-        } else {
-          delay = std::min(delay, remaining);
-        }
-      }
-    }
-    if (give_up) {
+    const retry_schedule::decision next = schedule.after_failure(*failed, attempt, *rt);
+    if (next.give_up) {
       rt->emit(event_kind::failed, name, attempt, failed->code);
-      throw failure(failed->code, *give_up, attempt, name, failed->exception, failed->message);
+      throw failure(failed->code, *next.give_up, attempt, name, failed->exception, failed->message);
     }
-    rt->emit(event_kind::retry_scheduled, name, attempt, failed->code, delay);
+    rt->emit(event_kind::retry_scheduled, name, attempt, failed->code, next.delay);
     failed.reset();
-    co_await timer_awaiter{rt, now + delay};
+    if (next.delay == std::chrono::nanoseconds::zero()) {
+      co_await yield_awaiter{rt};
+    } else {
+      co_await timer_awaiter{rt, rt->now() + next.delay};
+    }
   }
 }
 

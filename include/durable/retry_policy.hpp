@@ -63,46 +63,51 @@ namespace detail {
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
-/// `min(max_delay, initial_delay x multiplier^(retry - 1))` for retry n >= 1, without
-/// overflowing however many retries there were.
-[[nodiscard]] inline std::chrono::nanoseconds base_delay(const retry_policy& p,
-                                                         std::uint32_t retry) noexcept {
-  double d = static_cast<double>(p.initial_delay.count());
-  const double cap = static_cast<double>(p.max_delay.count());
-  for (std::uint32_t i = 1; i < retry && d < cap; ++i) d *= p.multiplier;
-  if (!(d < cap)) return p.max_delay;
+/// The un-jittered delay before the first retry: `min(max_delay, initial_delay)`.
+[[nodiscard]] constexpr std::chrono::nanoseconds first_base_delay(const retry_policy& p) noexcept {
+  return p.initial_delay < p.max_delay ? p.initial_delay : p.max_delay;
+}
+
+/// The un-jittered delay before retry n + 1 given the one before retry n: one multiplication
+/// per retry, so `min(max_delay, initial_delay x multiplier^(n - 1))` costs the same after a
+/// million retries, and never overflows (it saturates at max_delay).
+[[nodiscard]] constexpr std::chrono::nanoseconds next_base_delay(
+    const retry_policy& p, std::chrono::nanoseconds previous) noexcept {
+  const double d = static_cast<double>(previous.count()) * p.multiplier;
+  if (!(d < static_cast<double>(p.max_delay.count()))) return p.max_delay;
   return std::chrono::nanoseconds(static_cast<std::int64_t>(d));
 }
 
-/// The jittered delay before retry n. `previous` is the delay chosen for the retry before
-/// (the decorrelated kind grows from it; initial_delay before the first retry); `unit` is a
-/// random number in [0, 1).
-[[nodiscard]] inline std::chrono::nanoseconds jittered_delay(const retry_policy& p,
-                                                             std::uint32_t retry,
-                                                             std::chrono::nanoseconds previous,
-                                                             double unit) noexcept {
+/// The delay chosen for one retry: `base` (the un-jittered delay for this retry) randomised as
+/// the policy's jitter says. `previous` is the delay chosen for the retry before (the
+/// decorrelated kind grows from it; initial_delay before the first retry); `unit` is a random
+/// number in [0, 1).
+[[nodiscard]] constexpr std::chrono::nanoseconds jittered_delay(const retry_policy& p,
+                                                                std::chrono::nanoseconds base,
+                                                                std::chrono::nanoseconds previous,
+                                                                double unit) noexcept {
   using std::chrono::nanoseconds;
-  const auto scale = [unit](double span) { return static_cast<std::int64_t>(unit * span); };
+  const auto scale = [unit](nanoseconds span) {
+    return nanoseconds(static_cast<std::int64_t>(unit * static_cast<double>(span.count())));
+  };
   switch (p.jitter) {
     case jitter::none:
-      return base_delay(p, retry);
+      return base;
     case jitter::full:
-      return nanoseconds(scale(static_cast<double>(base_delay(p, retry).count())));
+      return scale(base);
     case jitter::equal: {
-      const nanoseconds d = base_delay(p, retry);
-      const nanoseconds half = d / 2;
-      return half + nanoseconds(scale(static_cast<double>((d - half).count())));
+      const nanoseconds half = base / 2;
+      return half + scale(base - half);
     }
     case jitter::decorrelated: {
       const double low = static_cast<double>(p.initial_delay.count());
       const double high = 3.0 * static_cast<double>(previous.count());
-      const double span = high > low ? high - low : 0.0;
-      const double d = low + unit * span;
+      const double d = low + unit * (high > low ? high - low : 0.0);
       if (!(d < static_cast<double>(p.max_delay.count()))) return p.max_delay;
       return nanoseconds(static_cast<std::int64_t>(d));
     }
   }
-  return base_delay(p, retry);
+  return base;
 }
 
 }  // namespace detail

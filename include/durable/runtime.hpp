@@ -71,7 +71,18 @@ struct root_probe {
 /// runtime goes here, without the runtime's lock (immediate retries, wake-ups it caused).
 struct driver_queue {
   const void* owner;
-  std::deque<std::coroutine_handle<>> ready;
+  std::vector<std::coroutine_handle<>> ready;  // FIFO from `next`; reused, so no allocation
+  std::size_t next = 0;
+
+  [[nodiscard]] bool empty() const noexcept { return next == ready.size(); }
+  std::coroutine_handle<> pop() noexcept {
+    const std::coroutine_handle<> h = ready[next++];
+    if (next == ready.size()) {
+      ready.clear();
+      next = 0;
+    }
+    return h;
+  }
 };
 inline thread_local driver_queue* current_driver = nullptr;
 
@@ -296,7 +307,7 @@ class runtime {
 
   // Runs queued work on this thread until `done` (or, with no flag, until idle).
   void drive(const bool* done) {
-    detail::driver_queue mine{this, {}};
+    detail::driver_queue mine{this, {}, 0};
     detail::driver_queue* const outer = std::exchange(detail::current_driver, &mine);
     std::unique_lock lock(mutex_);
     for (;;) {
@@ -320,17 +331,15 @@ class runtime {
                           std::unique_lock<std::mutex>& lock) {
     ++busy_;
     lock.unlock();
-    detail::resume_on_trampoline(h);
-    // Bounded, so that an endless stream of immediate retries cannot starve the shared queue
-    // and the timers; what is left goes to the shared queue.
-    for (int budget = 256; !mine.ready.empty() && budget > 0; --budget) {
-      const std::coroutine_handle<> next = mine.ready.front();
-      mine.ready.pop_front();
-      detail::resume_on_trampoline(next);
+    {
+      detail::trampoline here;
+      here.resume(h);
+      // Bounded, so that an endless stream of immediate retries cannot starve the shared queue
+      // and the timers; what is left goes to the shared queue.
+      for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
     }
     lock.lock();
-    ready_.insert(ready_.end(), mine.ready.begin(), mine.ready.end());
-    mine.ready.clear();
+    while (!mine.empty()) ready_.push_back(mine.pop());
     --busy_;
   }
 

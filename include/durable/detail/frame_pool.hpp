@@ -64,6 +64,7 @@ struct frame_cache_release {
 }
 
 [[nodiscard]] inline void* allocate_frame(std::size_t size) {
+  if constexpr (DURABLE_DETAIL_ASAN) return ::operator new(size);
   const std::size_t cls = (size - 1) / frame_granule;
   if (cls < frame_classes) {
     frame_cache& c = frames_of_this_thread;
@@ -78,6 +79,10 @@ struct frame_cache_release {
 }
 
 inline void deallocate_frame(void* p, std::size_t size) noexcept {
+  if constexpr (DURABLE_DETAIL_ASAN) {
+    ::operator delete(p);
+    return;
+  }
   const std::size_t cls = (size - 1) / frame_granule;
   frame_cache& c = frames_of_this_thread;
   if (cls < frame_classes && c.counts[cls] < frames_kept_per_class && !c.thread_exiting) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -11,6 +12,7 @@
 #include <variant>
 
 #include "../error.hpp"
+#include "frame_pool.hpp"
 #include "../status.hpp"
 
 namespace durable::detail {
@@ -27,6 +29,20 @@ struct fault {
   bool final = false;
   failure_reason reason = failure_reason::fatal_status;
 };
+
+/// Faults are allocated like frames (recycled per thread), so a failed attempt costs no malloc.
+struct fault_deleter {
+  void operator()(fault* f) const noexcept {
+    f->~fault();
+    deallocate_frame(f, sizeof(fault));
+  }
+};
+using fault_ptr = std::unique_ptr<fault, fault_deleter>;
+
+[[nodiscard]] inline fault_ptr make_fault(fault&& f) {
+  void* memory = allocate_frame(sizeof(fault));
+  return fault_ptr(::new (memory) fault(std::move(f)));
+}
 
 /// A placeholder value for `void` results, so one result type serves every T.
 struct void_value {};
@@ -62,13 +78,13 @@ class result {
   }
   void set_fault(fault f) {
     value_.reset();
-    fault_ = std::make_unique<fault>(std::move(f));
+    fault_ = make_fault(std::move(f));
   }
 
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
   [[nodiscard]] bool has_fault() const noexcept { return fault_ != nullptr; }
   [[nodiscard]] fault& get_fault() noexcept { return *fault_; }
-  [[nodiscard]] std::unique_ptr<fault> release_fault() noexcept { return std::move(fault_); }
+  [[nodiscard]] fault_ptr release_fault() noexcept { return std::move(fault_); }
   [[nodiscard]] value_storage& storage() noexcept { return *value_; }
 
   /// The value, moved out (a reference for T&, nothing for void).
@@ -84,7 +100,7 @@ class result {
 
  private:
   std::optional<value_storage> value_;
-  std::unique_ptr<fault> fault_;
+  fault_ptr fault_;
 };
 
 }  // namespace durable::detail

@@ -27,14 +27,11 @@ namespace durable::detail {
 inline constexpr std::uintptr_t stack_budget = 64 * 1024;
 
 /// The lowest frame address a transfer may run at on this thread; 0 when no trampoline is
-/// active (then nothing is parked: a foreign resumer gets plain symmetric transfer). Trivially
-/// constructible, so reading it costs no thread_local initialisation guard.
-inline thread_local std::uintptr_t stack_limit = 0;
-
-inline std::vector<std::coroutine_handle<>>& parked_handles() noexcept {
-  static thread_local std::vector<std::coroutine_handle<>> parked;
-  return parked;
-}
+/// active (then nothing is parked: a foreign resumer gets plain symmetric transfer). Both
+/// thread_locals are trivially constructible, so reading them costs no initialisation guard.
+inline thread_local constinit std::uintptr_t stack_limit = 0;
+/// Where a too-deep transfer parks its handle: the active trampoline's queue.
+inline thread_local constinit std::vector<std::coroutine_handle<>>* parked_handles = nullptr;
 
 [[gnu::always_inline]] inline std::uintptr_t current_frame() noexcept {
   return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
@@ -43,28 +40,50 @@ inline std::vector<std::coroutine_handle<>>& parked_handles() noexcept {
 /// The handle to return from an await_suspend that transfers control to `next`.
 [[gnu::always_inline]] inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next) noexcept {
   if (current_frame() < stack_limit) [[unlikely]] {
-    parked_handles().push_back(next);  // capacity reserved by the trampoline
+    parked_handles->push_back(next);
     return std::noop_coroutine();
   }
   return next;
 }
 
+/// A place on the stack that synchronous chains unwind to. Every thread that resumes durable
+/// coroutines on a runtime's behalf does so through one (nested ones save and restore the
+/// outer one's state).
+class trampoline {
+ public:
+  trampoline() noexcept : saved_limit_(stack_limit), saved_parked_(parked_handles) {
+    const std::uintptr_t here = current_frame();
+    stack_limit = here > stack_budget ? here - stack_budget : 0;
+    parked_handles = &parked_;
+  }
+  ~trampoline() {
+    stack_limit = saved_limit_;
+    parked_handles = saved_parked_;
+  }
+  trampoline(const trampoline&) = delete;
+  trampoline& operator=(const trampoline&) = delete;
+
+  /// Resumes `h`, then whatever its synchronous chain parked here, until nothing is left.
+  void resume(std::coroutine_handle<> h) {
+    h.resume();
+    if (parked_.empty()) [[likely]] return;
+    for (std::size_t i = 0; i < parked_.size(); ++i) {
+      const std::coroutine_handle<> next = parked_[i];  // resuming may grow the vector
+      next.resume();
+    }
+    parked_.clear();
+  }
+
+ private:
+  std::uintptr_t saved_limit_;
+  std::vector<std::coroutine_handle<>>* saved_parked_;
+  std::vector<std::coroutine_handle<>> parked_;
+};
+
 /// Resumes `h` with bounded stack depth for everything it transfers to synchronously.
 inline void resume_on_trampoline(std::coroutine_handle<> h) {
-  const std::uintptr_t saved_limit = stack_limit;
-  const std::uintptr_t here = current_frame();
-  stack_limit = here > stack_budget ? here - stack_budget : 0;
-  auto& parked = parked_handles();
-  const std::size_t first = parked.size();  // a nested trampoline leaves outer entries alone
-  parked.reserve(first + 16);
-  h.resume();
-  for (std::size_t i = first; i < parked.size(); ++i) {
-    if (parked.capacity() - parked.size() < 4) parked.reserve(parked.capacity() * 2);
-    const std::coroutine_handle<> next = parked[i];  // resuming may grow the vector
-    next.resume();
-  }
-  parked.resize(first);
-  stack_limit = saved_limit;
+  trampoline here;
+  here.resume(h);
 }
 
 }  // namespace durable::detail
