@@ -329,6 +329,20 @@ TEST_CASE("the entries of the spec's app_errors table give their statuses", "[er
         status::permanent_error);
 }
 
+namespace {
+durable::status db_error_means_ok(const DbError&) noexcept { return status::ok; }
+using ok_entry_policy = durable::policy<durable::error_table<durable::on<UserDeactivated, status::ok>,
+                                                             durable::on<DbError, db_error_means_ok>>>;
+}  // namespace
+
+TEST_CASE("an entry that says an exception means ok is reported as invalid_argument",
+          "[error_table]") {
+  // An exception cannot mean success: like fail(status::ok) and durable::error(status::ok).
+  CHECK(classified_as<ok_entry_policy>(UserDeactivated("user 42 deactivated")) ==
+        status::invalid_argument);
+  CHECK(classified_as<ok_entry_policy>(DbError("deadlock", db_deadlock)) == status::invalid_argument);
+}
+
 // ---- durable::error ------------------------------------------------------------------------
 
 TEST_CASE("a durable::error carries its own status and wins over a table entry for its base",

@@ -252,6 +252,29 @@ TEST_CASE("failure::cause() is null when the last attempt failed in a plain chil
   CHECK(inspections == 4);
 }
 
+namespace {
+DNSVerification cached_verification{"cached.example.com", false};
+
+task<DNSVerification&> cached_check() { co_return cached_verification; }
+}  // namespace
+
+TEST_CASE("a task returning a reference to an inspected type is inspected too", "[output]") {
+  reset(1);
+  durable::manual_clock clock;
+  durable::runtime rt{clock, durable::runtime_options{.seed = 3}};
+  cached_verification.records_present = false;
+  try {
+    static_cast<void>(rt.run(cached_check()));
+    FAIL("the reference was returned although the inspection said not yet");
+  } catch (const durable::failure& f) {
+    CHECK(f.code() == status::temporary_error);
+  }
+  cached_verification.records_present = true;
+  DNSVerification& ready = rt.run(cached_check());
+  CHECK(&ready == &cached_verification);
+  CHECK(inspections == 2);
+}
+
 // ---- the status reported is the inspection's own -------------------------------------------
 
 namespace {

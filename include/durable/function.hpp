@@ -59,8 +59,8 @@ class retry_schedule {
       previous_ = delay;
     }
     base_ = next_base_delay(policy_, base_);  // retry n's base is initial x multiplier^(n-1)
-    if (deadline_) {
-      const std::chrono::nanoseconds remaining = *deadline_ - rt.now();
+    if (deadline_ != no_deadline) {
+      const std::chrono::nanoseconds remaining = deadline_ - rt.now();
       if (remaining <= std::chrono::nanoseconds::zero()) return {failure_reason::deadline_exceeded};
       delay = std::min(delay, remaining);
     }
@@ -71,53 +71,134 @@ class retry_schedule {
   retry_policy policy_;
   std::chrono::nanoseconds base_;
   std::chrono::nanoseconds previous_;
-  std::optional<time_point> deadline_;
+  static constexpr time_point no_deadline = time_point::max();
+  time_point deadline_ = no_deadline;
 };
 
-/// Resumes the awaiting coroutine from the runtime's queue: a retry with no delay still lets
-/// other work run first, and never nests on the stack.
-struct yield_awaiter {
+/// Resumes the call after `delay` from the runtime's queue; a zero delay still goes through the
+/// queue, so other work runs first and a run of immediate retries never nests on the stack.
+struct retry_awaiter {
   runtime* rt;
+  std::chrono::nanoseconds delay;
+
   bool await_ready() const noexcept { return false; }
-  [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) { rt->post(h); }
+  // noinline: once published, the handle may be resumed (and the frame freed) elsewhere; clang
+  // <= 18 may otherwise still write to the frame afterwards (llvm 56301).
+  [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) {
+    if (delay == std::chrono::nanoseconds::zero()) {
+      rt->post(h);
+    } else {
+      rt->schedule_at(rt->now() + delay, h);
+    }
+  }
   void await_resume() const noexcept {}
 };
+
+/// One attempt's own copy of the arguments, alive until the attempt ends (a `const&` or `&&`
+/// parameter refers into it). Anything bigger than a pointer lives in pooled memory rather
+/// than in the call's frame, so a call waiting for its retry does not carry it.
+template <class... Args>
+class fresh_arguments {
+  using tuple = std::tuple<Args...>;
+  static constexpr bool inline_copy = sizeof(tuple) <= sizeof(void*);
+
+ public:
+  fresh_arguments() noexcept = default;
+  fresh_arguments(const fresh_arguments&) = delete;
+  fresh_arguments& operator=(const fresh_arguments&) = delete;
+  ~fresh_arguments() {
+    if constexpr (inline_copy) {
+      return;
+    } else if (copy_ != nullptr) {
+      copy_->~tuple();
+      deallocate_frame(copy_, sizeof(tuple));
+    }
+  }
+
+  /// Makes the copy (may throw what copying an argument throws) and returns it.
+  tuple& fill(const tuple& original) {
+    if constexpr (inline_copy) {
+      return copy_.emplace(original);
+    } else {
+      void* memory = allocate_frame(sizeof(tuple));
+      try {
+        copy_ = ::new (memory) tuple(original);
+      } catch (...) {
+        deallocate_frame(memory, sizeof(tuple));
+        throw;
+      }
+      return *copy_;
+    }
+  }
+
+ private:
+  std::conditional_t<inline_copy, std::optional<tuple>, tuple*> copy_{};
+};
+
+/// Everything a call owns: its name, its retry state, its own copy of the callable and of the
+/// arguments. One parameter, so that the call's frame holds each of them once.
+template <class F, class... Args>
+struct call_spec {
+  /// The call's name, and (once it runs) its runtime and enclosing call.
+  call_context context;
+  retry_schedule schedule;
+  [[no_unique_address]] F callable;
+  std::tuple<Args...> args;
+};
+
+/// After a failed attempt: either throws the call's durable::failure, or frees the fault and
+/// returns the awaitable that resumes the call when its next attempt is due.
+template <class Spec>
+retry_awaiter plan_retry(Spec& spec, call_context& context, std::uint32_t attempt, fault_ptr& failed) {
+  runtime& rt = *context.rt;
+  rt.emit(event_kind::attempt_failed, spec.context.name, attempt, failed->code);
+  const retry_schedule::decision next = spec.schedule.after_failure(*failed, attempt, rt);
+  if (next.give_up) {
+    rt.emit(event_kind::failed, spec.context.name, attempt, failed->code);
+    throw failure(failed->code, *next.give_up, attempt, spec.context.name, failed->exception, failed->message);
+  }
+  rt.emit(event_kind::retry_scheduled, spec.context.name, attempt, failed->code, next.delay);
+  failed.reset();  // the fault is not kept while the call waits
+  return retry_awaiter{&rt, next.delay};
+}
 
 /// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
 /// this frame until the attempt ends, so reference parameters never dangle); between attempts
 /// the attempt's frame is gone and this frame waits on a runtime timer.
 template <class Task, class F, class... Args>
-Task run_call(std::string_view name, retry_policy policy, F callable, std::tuple<Args...> args) {
+Task run_call(call_spec<F, Args...> spec) {
   using T = typename Task::value_type;
   using Policy = typename Task::policy_type;
-  promise_base& self = co_await promise_probe{};
-  self.inspect_output = false;  // the attempt inspected the value already
-  call_context context{self.ctx != nullptr ? self.ctx->rt : nullptr, self.ctx, name};
-  runtime* const rt = context.rt;
-  if (rt == nullptr) {
+  // Locals here live in the frame of every call waiting for a retry: keep them few and small.
+  call_context& context = spec.context;
+  {
+    promise_base& self = co_await promise_probe{};
+    self.inspect_output = false;  // the attempt inspected the value already
+    context.parent = self.ctx;
+    context.rt = self.ctx != nullptr ? self.ctx->rt : nullptr;
+  }
+  if (context.rt == nullptr) {
     throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
   }
-  retry_schedule schedule(policy);
-  schedule.start(*rt);
+  spec.schedule.start(*context.rt);
 
   for (std::uint32_t attempt = 1;; ++attempt) {
-    rt->emit(event_kind::attempt_started, name, attempt, status::ok);
+    context.rt->emit(event_kind::attempt_started, spec.context.name, attempt, status::ok);
     fault_ptr failed;
     {
-      std::tuple<Args...> fresh = args;
-      std::optional<Task> attempt_task;
+      fresh_arguments<Args...> fresh;
+      Task attempt_task;
       try {
-        attempt_task.emplace(std::apply(
-            [&callable](Args&... a) { return std::invoke(std::as_const(callable), std::move(a)...); },
-            fresh));
-      } catch (...) {  // the callable threw before its coroutine began
+        attempt_task = std::apply(
+            [&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },
+            fresh.fill(spec.args));
+      } catch (...) {  // copying the arguments or calling the callable threw
         failed = make_fault(fault_from_current_exception<Policy>());
       }
-      if (attempt_task) {
-        auto awaiter = outcome_awaiter<T, Policy>{attempt_task->handle(), &context};
-        result<T>& out = co_await awaiter;
+      if (attempt_task.valid()) {
+        result<T>& out = co_await outcome_awaiter<T, Policy>{attempt_task.handle(), &context};
         if (!out.has_fault()) {
-          rt->emit(event_kind::succeeded, name, attempt, status::ok);
+          context.rt->emit(event_kind::succeeded, spec.context.name, attempt, status::ok);
           co_return out.take_value();
         }
         failed = out.release_fault();
@@ -125,19 +206,7 @@ Task run_call(std::string_view name, retry_policy policy, F callable, std::tuple
     }
 
     // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
-    rt->emit(event_kind::attempt_failed, name, attempt, failed->code);
-    const retry_schedule::decision next = schedule.after_failure(*failed, attempt, *rt);
-    if (next.give_up) {
-      rt->emit(event_kind::failed, name, attempt, failed->code);
-      throw failure(failed->code, *next.give_up, attempt, name, failed->exception, failed->message);
-    }
-    rt->emit(event_kind::retry_scheduled, name, attempt, failed->code, next.delay);
-    failed.reset();
-    if (next.delay == std::chrono::nanoseconds::zero()) {
-      co_await yield_awaiter{rt};
-    } else {
-      co_await timer_awaiter{rt, rt->now() + next.delay};
-    }
+    co_await plan_retry(spec, context, attempt, failed);
   }
 }
 
@@ -156,8 +225,9 @@ auto make_call(std::string_view name, const retry_policy& policy, const F& calla
     static_assert(is_durable_task<Task>,
                   "durable: the callable of a durable function must return a durable::durable_task");
     if constexpr (is_durable_task<Task>) {
-      return run_call<Task>(name, policy, callable,
-                            std::tuple<std::decay_t<A>...>(std::forward<A>(args)...));
+      return run_call<Task>(call_spec<F, std::decay_t<A>...>{
+          call_context{nullptr, nullptr, name}, retry_schedule(policy), callable,
+          std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
     }
   }
 }

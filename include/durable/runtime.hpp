@@ -139,8 +139,7 @@ class runtime {
   template <class T, class Policy>
   T run(durable_task<T, Policy> task) {
     detail::run_state<T> state;
-    detail::call_context root_context{this, nullptr, {}};
-    detail::root_task root = run_root(std::move(task), &root_context, &state);
+    detail::root_task root = run_root(std::move(task), &root_context_, &state);
     post(root.handle);
     drive(&state.done);
     if (state.outcome.has_fault()) detail::throw_root_failure(state.outcome.get_fault());
@@ -253,15 +252,11 @@ class runtime {
 
   template <class T, class Policy>
   detail::root_task spawn_root(durable_task<T, Policy> task) {
-    detail::call_context context{this, nullptr, {}};
-    {
-      durable_task<T, Policy> owned = std::move(task);
-      auto awaiter = detail::outcome_awaiter<T, Policy>{owned.handle(), &context};
-      detail::result<T>& outcome = co_await awaiter;
-      if (outcome.has_fault() && !outcome.get_fault().final) {
-        // A plain task has no call to report its failure; do it here so it never vanishes.
-        emit(event_kind::failed, {}, 1, outcome.get_fault().code);
-      }
+    detail::result<T>& outcome =
+        co_await detail::outcome_awaiter<T, Policy>{task.handle(), &root_context_};
+    if (outcome.has_fault() && !outcome.get_fault().final) {
+      // A plain task has no call to report its failure; do it here so it never vanishes.
+      emit(event_kind::failed, {}, 1, outcome.get_fault().code);
     }
     forget_spawned(co_await detail::root_probe{});
   }
@@ -344,6 +339,8 @@ class runtime {
   }
 
   manual_clock* manual_ = nullptr;
+  // What every root task runs in: this runtime, no enclosing call.
+  detail::call_context root_context_{this, nullptr, {}};
   std::mt19937_64 rng_;
   std::vector<std::function<void(const event&)>> callbacks_;
 

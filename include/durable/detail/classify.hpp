@@ -69,7 +69,10 @@ classification resolve_entry(const void* object) noexcept {
   } else if constexpr (std::is_convertible_v<const E*, const failure*>) {
     return from_failure(e);
   } else {
-    return fallback_verdict(Entry::resolve(e));
+    // An exception cannot mean success: an entry (or function entry) saying `ok` is reported
+    // as invalid_argument, like a thrown durable::error(status::ok) and fail(status::ok).
+    const status s = Entry::resolve(e);
+    return fallback_verdict(s == status::ok ? status::invalid_argument : s);
   }
 }
 
@@ -263,12 +266,42 @@ class exact_index {
   std::array<slot, capacity> slots_{};
 };
 
-/// Base-class matching without rethrowing.
-template <class List, status Fallback>
-classification classify_by_catch_matching(const std::type_info* thrown, void* object) noexcept {
-  if (void* o = object; catches(typeid(error), thrown, o)) return from_error(*static_cast<const error*>(o));
-  if (void* o = object; catches(typeid(failure), thrown, o))
-    return from_failure(*static_cast<const failure*>(o));
+/// Which handler catches a thrown type: an entry's index, or one of these.
+inline constexpr int matched_error = -1;
+inline constexpr int matched_failure = -2;
+inline constexpr int matched_nothing = -3;
+
+/// The outcome of catch matching for one thrown type: which handler, and how far the handler's
+/// subobject lies from the thrown object. Both depend only on the thrown (most derived) type,
+/// even with virtual bases, so they can be remembered per type.
+struct base_match {
+  const std::type_info* thrown = nullptr;
+  int which = matched_nothing;
+  std::ptrdiff_t offset = 0;
+};
+
+/// A small per-thread, direct-mapped memory of base matches, so that a type seen before costs a
+/// probe instead of walking type hierarchies again. Per thread: no synchronisation needed.
+template <class List>
+struct base_match_cache {
+  static constexpr std::size_t slots = 16;
+  base_match entries[slots];
+
+  static std::size_t slot_of(const std::type_info* type) noexcept {
+    return static_cast<std::size_t>((reinterpret_cast<std::uintptr_t>(type) >> 4) % slots);
+  }
+};
+template <class List>
+inline thread_local constinit base_match_cache<List> base_matches{};
+
+/// Catch matching without rethrowing: asks each candidate's type_info, like the unwinder does.
+template <class List>
+base_match match_by_type_info(const std::type_info* thrown, void* object) noexcept {
+  const auto offset_of = [object](void* adjusted) {
+    return static_cast<char*>(adjusted) - static_cast<char*>(object);
+  };
+  if (void* o = object; catches(typeid(error), thrown, o)) return {thrown, matched_error, offset_of(o)};
+  if (void* o = object; catches(typeid(failure), thrown, o)) return {thrown, matched_failure, offset_of(o)};
   using facts = table_facts<List>;
   std::array<bool, facts::size> matched{};
   std::array<void*, facts::size> objects{};
@@ -277,8 +310,26 @@ classification classify_by_catch_matching(const std::type_info* thrown, void* ob
     matched[i] = catches(*facts::type_of(i), thrown, objects[i]);
   }
   const int best = facts::select(matched);
-  if (best < 0) return fallback_verdict(Fallback);
-  return facts::resolvers[static_cast<std::size_t>(best)](objects[static_cast<std::size_t>(best)]);
+  if (best < 0) return {thrown, matched_nothing, 0};
+  return {thrown, best, offset_of(objects[static_cast<std::size_t>(best)])};
+}
+
+/// Base-class (and unknown-type) classification, remembered per thrown type.
+template <class List, status Fallback>
+classification classify_by_catch_matching(const std::type_info* thrown, void* object) noexcept {
+  base_match& remembered = base_matches<List>.entries[base_match_cache<List>::slot_of(thrown)];
+  if (remembered.thrown != thrown) remembered = match_by_type_info<List>(thrown, object);
+  const void* handler_object = static_cast<char*>(object) + remembered.offset;
+  switch (remembered.which) {
+    case matched_error:
+      return from_error(*static_cast<const error*>(handler_object));
+    case matched_failure:
+      return from_failure(*static_cast<const failure*>(handler_object));
+    case matched_nothing:
+      return fallback_verdict(Fallback);
+    default:
+      return table_facts<List>::resolvers[static_cast<std::size_t>(remembered.which)](handler_object);
+  }
 }
 #endif
 

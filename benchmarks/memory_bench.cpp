@@ -1,0 +1,74 @@
+// How many bytes a call costs while it waits for a retry, with a million of them pending,
+// against the size of the user's own coroutine frame. Reported as counters.
+#include <benchmark/benchmark.h>
+
+#include <durable/durable.hpp>
+
+#include <malloc.h>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::size_t heap_in_use() { return mallinfo2().uordblks; }
+
+template <class T>
+using task = durable::durable_task<T>;
+
+// A typical small body: one argument, one local, fails on its first attempt.
+task<std::size_t> fetch(std::string key) {
+  std::size_t length = key.size();
+  co_yield durable::fail(durable::status::temporary_error, "not yet");
+  co_return length;
+}
+
+inline constexpr durable::function fetch_later{
+    "fetch_later", [](std::string key) -> task<std::size_t> { return fetch(std::move(key)); },
+    {.initial_delay = 1h, .max_delay = 1h, .jitter = durable::jitter::none}};
+
+task<int> nothing() { co_return 0; }
+
+void pending_calls(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::string key = "a-key-of-typical-size";  // fits the small-string buffer
+  double per_call = 0;
+  double user_frame = 0;
+  for (auto _ : state) {
+    {
+      // The user's own frame: an attempt that has not started yet.
+      const std::size_t before = heap_in_use();
+      std::vector<task<std::size_t>> frames;
+      frames.reserve(n);
+      const std::size_t reserved = heap_in_use();
+      for (std::size_t i = 0; i < n; ++i) frames.push_back(fetch(key));
+      user_frame = static_cast<double>(heap_in_use() - reserved) / static_cast<double>(n);
+      static_cast<void>(before);
+    }
+    {
+      durable::manual_clock clock;
+      durable::runtime rt{clock};
+      const std::size_t before = heap_in_use();
+      for (std::size_t i = 0; i < n; ++i) rt.spawn(fetch_later(key));
+      rt.run(nothing());  // every spawned call runs its first attempt and waits for its retry
+      per_call = static_cast<double>(heap_in_use() - before) / static_cast<double>(n);
+    }  // destroying the runtime frees the pending calls
+  }
+  state.counters["bytes_per_pending_call"] = per_call;
+  state.counters["user_frame_bytes"] = user_frame;
+  state.counters["overhead_bytes"] = per_call - user_frame;
+}
+
+}  // namespace
+
+BENCHMARK(pending_calls)
+    ->Name("pending_call_memory/durable:one_million_waiting")
+    ->Arg(1'000'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
