@@ -155,11 +155,13 @@ class task_promise_common : public promise_base {
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
   to_continuation final_suspend() const noexcept { return {}; }
-  void unhandled_exception() noexcept { outcome.set_fault(fault_from_current_exception<Policy>()); }
+  void unhandled_exception() noexcept {
+    outcome.emplace_fault([] { return fault_from_current_exception<Policy>(); });
+  }
 
   /// `co_yield durable::fail(...)`: the body stops here and the awaiting caller resumes.
   to_continuation yield_value(fail_request request) {
-    outcome.set_fault(fault_from_request(std::move(request)));
+    outcome.emplace_fault([&request] { return fault_from_request(std::move(request)); });
     return {};
   }
   template <class U>

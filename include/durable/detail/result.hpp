@@ -80,6 +80,18 @@ class result {
     value_.reset();
     fault_ = make_fault(std::move(f));
   }
+  /// Builds the fault `make()` returns directly in its final place (no intermediate moves).
+  template <class Make>
+  void emplace_fault(Make&& make) {
+    value_.reset();
+    void* memory = allocate_frame(sizeof(fault));
+    try {
+      fault_ = fault_ptr(::new (memory) fault(std::forward<Make>(make)()));
+    } catch (...) {
+      deallocate_frame(memory, sizeof(fault));
+      throw;
+    }
+  }
 
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
   [[nodiscard]] bool has_fault() const noexcept { return fault_ != nullptr; }
