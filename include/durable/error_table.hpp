@@ -7,6 +7,7 @@
 #include <system_error>
 #include <type_traits>
 
+#include "detail/type_list.hpp"
 #include "status.hpp"
 
 namespace durable {
@@ -59,11 +60,6 @@ template <class T>
 constexpr bool is_on_entry = false;
 template <class E, auto Action>
 constexpr bool is_on_entry<on<E, Action>> = true;
-
-template <class... Es>
-constexpr bool all_distinct = true;
-template <class E, class... Es>
-constexpr bool all_distinct<E, Es...> = (!std::is_same_v<E, Es> && ...) && all_distinct<Es...>;
 }  // namespace detail
 
 /// A compile-time table from exception types to statuses. The most specific matching entry wins

@@ -3,6 +3,7 @@
 
 #include <type_traits>
 
+#include "detail/type_list.hpp"
 #include "status.hpp"
 
 namespace durable {
@@ -43,11 +44,6 @@ struct find_inspection<T, First, Rest...> {
   using type = std::conditional_t<std::is_same_v<T, typename First::value_type>, First,
                                   typename find_inspection<T, Rest...>::type>;
 };
-
-template <class... Ts>
-constexpr bool distinct_values = true;
-template <class T, class... Ts>
-constexpr bool distinct_values<T, Ts...> = (!std::is_same_v<T, Ts> && ...) && distinct_values<Ts...>;
 }  // namespace detail
 
 /// A compile-time table of output inspections, at most one per result type.
@@ -55,7 +51,7 @@ template <class... Entries>
 struct output_table {
   static_assert((detail::is_inspect_entry<Entries> && ...),
                 "durable::output_table accepts only durable::inspect<T, fn> entries");
-  static_assert(detail::distinct_values<typename Entries::value_type...>,
+  static_assert(detail::all_distinct<typename Entries::value_type...>,
                 "durable::output_table: two entries for the same result type");
 
   /// The entry that inspects results of type `T` (cv/ref removed), or `void` when none does.
