@@ -43,4 +43,15 @@ class manual_clock {
   std::atomic<std::int64_t> ticks_{0};
 };
 
+namespace detail {
+/// `t + d`, saturating at the ends of time instead of overflowing (a huge delay means "never").
+[[nodiscard]] constexpr time_point add_saturating(time_point t, std::chrono::nanoseconds d) noexcept {
+  const std::int64_t base = t.time_since_epoch().count();
+  const std::int64_t delta = d.count();
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(base, delta, &sum)) return delta > 0 ? time_point::max() : time_point::min();
+  return time_point(std::chrono::nanoseconds(sum));
+}
+}  // namespace detail
+
 }  // namespace durable

@@ -41,7 +41,7 @@ class retry_schedule {
 
   /// Called when the first attempt starts (the deadline counts from there).
   void start(runtime& rt) {
-    if (policy_.max_elapsed > std::chrono::nanoseconds::zero()) deadline_ = rt.now() + policy_.max_elapsed;
+    if (policy_.max_elapsed > std::chrono::nanoseconds::zero()) deadline_ = add_saturating(rt.now(), policy_.max_elapsed);
   }
 
   decision after_failure(const fault& failed, std::uint32_t attempt, runtime& rt) {
@@ -88,7 +88,7 @@ struct retry_awaiter {
     if (delay == std::chrono::nanoseconds::zero()) {
       rt->post(h);
     } else {
-      rt->schedule_at(rt->now() + delay, h);
+      rt->schedule_at(add_saturating(rt->now(), delay), h);
     }
   }
   void await_resume() const noexcept {}
@@ -195,6 +195,12 @@ Task run_call(call_spec<F, Args...> spec) {
       } catch (...) {  // copying the arguments or calling the callable threw
         failed = make_fault(fault_from_current_exception<Policy>());
       }
+      if (!attempt_task.valid() && !failed) {
+        fault f;
+        f.code = status::invalid_argument;
+        f.message = "the callable of a durable call returned an empty durable_task";
+        failed = make_fault(std::move(f));
+      }
       if (attempt_task.valid()) {
         result<T>& out = co_await outcome_awaiter<T, Policy>{attempt_task.handle(), &context};
         if (!out.has_fault()) {
@@ -224,7 +230,13 @@ auto make_call(std::string_view name, const retry_policy& policy, const F& calla
     using Task = std::invoke_result_t<const F&, std::decay_t<A>&&...>;
     static_assert(is_durable_task<Task>,
                   "durable: the callable of a durable function must return a durable::durable_task");
+    static_assert(alignof(std::tuple<std::decay_t<A>...>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                  "durable: over-aligned argument types are not supported by durable calls; pass "
+                  "them inside a std::unique_ptr or a std::vector");
     if constexpr (is_durable_task<Task>) {
+      static_assert(!std::is_reference_v<typename Task::value_type>,
+                    "durable: a durable call cannot return a reference: its arguments are copies "
+                    "that end with each attempt (return a value)");
       return run_call<Task>(call_spec<F, std::decay_t<A>...>{
           call_context{nullptr, nullptr, name}, retry_schedule(policy), callable,
           std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
@@ -271,14 +283,16 @@ class function {
 template <class F, class... A>
   requires(!std::is_same_v<std::remove_cvref_t<F>, retry_policy>)
 auto call(F&& callable, A&&... args) {
-  return detail::make_call({}, retry_policy{}, std::forward<F>(callable), std::forward<A>(args)...);
+  const std::decay_t<F> own(std::forward<F>(callable));  // a function becomes a pointer
+  return detail::make_call({}, retry_policy{}, own, std::forward<A>(args)...);
 }
 
 /// An unnamed durable call with its own retry policy (validated here: std::invalid_argument).
 template <class F, class... A>
 auto call(const retry_policy& policy, F&& callable, A&&... args) {
   policy.validate();
-  return detail::make_call({}, policy, std::forward<F>(callable), std::forward<A>(args)...);
+  const std::decay_t<F> own(std::forward<F>(callable));  // a function becomes a pointer
+  return detail::make_call({}, policy, own, std::forward<A>(args)...);
 }
 
 }  // namespace durable

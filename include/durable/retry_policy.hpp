@@ -35,7 +35,7 @@ struct retry_policy {
   /// delays are clipped to what remains.
   std::chrono::nanoseconds max_elapsed = std::chrono::nanoseconds::zero();
   /// 0: none; otherwise how long one attempt may run before it is asked to stop and the call
-  /// goes on as a `timeout` failure.
+  /// goes on as a `timeout` failure. Not supported yet: a non-zero value is rejected.
   std::chrono::nanoseconds attempt_timeout = std::chrono::nanoseconds::zero();
 
   /// Throws std::invalid_argument naming the first bad field.
@@ -53,6 +53,10 @@ struct retry_policy {
       throw std::invalid_argument("durable::retry_policy: max_elapsed must not be negative");
     if (attempt_timeout < nanoseconds::zero())
       throw std::invalid_argument("durable::retry_policy: attempt_timeout must not be negative");
+    if (attempt_timeout > nanoseconds::zero())
+      throw std::invalid_argument(
+          "durable::retry_policy: attempt_timeout is not supported yet (it comes with worker "
+          "threads and cancellation); leave it 0");
   }
 };
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <queue>
 #include <random>
 #include <string_view>
@@ -138,9 +139,20 @@ class runtime {
   /// its value, or throws `durable::failure`.
   template <class T, class Policy>
   T run(durable_task<T, Policy> task) {
+    if (!task.valid()) throw std::logic_error("durable::runtime::run: the task is empty (moved from?)");
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      throw std::logic_error(
+          "durable::runtime::run called from a task (or event callback) running on the same "
+          "runtime would wait for itself; co_await the task instead");
+    }
     detail::run_state<T> state;
     detail::root_task root = run_root(std::move(task), &root_context_, &state);
-    post(root.handle);
+    try {
+      post(root.handle);
+    } catch (...) {
+      root.handle.destroy();  // never started: destroying it destroys the task too
+      throw;
+    }
     drive(&state.done);
     if (state.outcome.has_fault()) detail::throw_root_failure(state.outcome.get_fault());
     return state.outcome.take_value();
@@ -150,6 +162,7 @@ class runtime {
   /// `run` call, or `run_until_idle`). A failure is reported as a `failed` event.
   template <class T, class Policy>
   void spawn(durable_task<T, Policy> task) {
+    if (!task.valid()) throw std::logic_error("durable::runtime::spawn: the task is empty (moved from?)");
     detail::root_task root = spawn_root(std::move(task));
     {
       std::lock_guard lock(mutex_);
@@ -168,6 +181,7 @@ class runtime {
   /// Registers a callback for every `event`. Register before starting work; callbacks run on
   /// the thread that runs the call, and must not throw.
   void on_event(std::function<void(const event&)> callback) {
+    std::lock_guard lock(mutex_);
     callbacks_.push_back(std::move(callback));
   }
 
@@ -215,11 +229,18 @@ class runtime {
   [[nodiscard]] bool observed() const noexcept { return !callbacks_.empty(); }
 
   /// Delivers an event to every callback.
+  /// An exception thrown by a callback is ignored: observing a call must not change it.
   void emit(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
-            std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) {
+            std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) noexcept {
     if (callbacks_.empty()) return;
     const event e{kind, name, attempt, code, delay, now()};
-    for (auto& callback : callbacks_) callback(e);
+    // By index: a callback may register another one (the deque keeps elements in place).
+    for (std::size_t i = 0; i < callbacks_.size(); ++i) {
+      try {
+        callbacks_[i](e);
+      } catch (...) {
+      }
+    }
   }
 
  private:
@@ -245,7 +266,7 @@ class runtime {
       durable_task<T, Policy> owned = std::move(task);
       auto awaiter = detail::outcome_awaiter<T, Policy>{owned.handle(), context};
       detail::result<T>& outcome = co_await awaiter;
-      state->outcome = std::move(outcome);
+      state->outcome.take_from(outcome);
     }  // the task's frame is gone before `run` can return
     context->rt->finish(state->done);
   }
@@ -303,7 +324,14 @@ class runtime {
   // Runs queued work on this thread until `done` (or, with no flag, until idle).
   void drive(const bool* done) {
     detail::driver_queue mine{this, {}, 0};
-    detail::driver_queue* const outer = std::exchange(detail::current_driver, &mine);
+    struct driver_scope {  // restores the thread's driver even if something throws
+      detail::driver_queue* outer;
+      explicit driver_scope(detail::driver_queue* q) noexcept
+          : outer(std::exchange(detail::current_driver, q)) {}
+      ~driver_scope() { detail::current_driver = outer; }
+      driver_scope(const driver_scope&) = delete;
+      driver_scope& operator=(const driver_scope&) = delete;
+    } scope(&mine);
     std::unique_lock lock(mutex_);
     for (;;) {
       if (done != nullptr ? *done : false) break;
@@ -317,7 +345,6 @@ class runtime {
       if (done == nullptr && busy_ == 0) break;
       wake_.wait(lock);  // the task waits on something outside the runtime
     }
-    detail::current_driver = outer;
   }
 
   // Runs `h` and then what it posted to this thread's own queue. The thread counts as busy
@@ -336,13 +363,16 @@ class runtime {
     lock.lock();
     while (!mine.empty()) ready_.push_back(mine.pop());
     --busy_;
+    // Other threads driving this runtime may be asleep: wake them if there is work they can
+    // take, or if the manual clock may now jump (it waits for every thread to be idle).
+    if (!ready_.empty() || (busy_ == 0 && !timers_.empty())) wake_.notify_all();
   }
 
   manual_clock* manual_ = nullptr;
   // What every root task runs in: this runtime, no enclosing call.
   detail::call_context root_context_{this, nullptr, {}};
   std::mt19937_64 rng_;
-  std::vector<std::function<void(const event&)>> callbacks_;
+  std::deque<std::function<void(const event&)>> callbacks_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

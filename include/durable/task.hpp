@@ -29,77 +29,94 @@ namespace detail {
 template <class>
 constexpr bool always_false = false;
 
+/// What a task re-raised in its awaiting caller: the exception and the verdict it was given
+/// where it was first caught. Kept by the caller's promise, so that if the exception leaves the
+/// caller's body (at once, or after the caller caught it and rethrew it later) it is not
+/// classified again under the caller's policy.
+struct raised_record {
+  raised_record* next;
+  std::exception_ptr exception;
+  classification verdict;
+  /// The exception is a durable::error made from a `fail` or an output inspection: the caller's
+  /// fault keeps no exception for it (failure::cause() stays null) but keeps the message.
+  bool synthetic;
+  std::string message;
+};
+
 /// The part of every durable promise that does not depend on T or the policy.
 struct promise_base {
+  promise_base() noexcept = default;
+  promise_base(const promise_base&) = delete;
+  promise_base& operator=(const promise_base&) = delete;
+  ~promise_base() {
+    while (raised != nullptr) {
+      raised_record* r = std::exchange(raised, raised->next);
+      r->~raised_record();
+      deallocate_frame(r, sizeof(raised_record));
+    }
+  }
+
+  /// Remembers an exception re-raised in this task's body (best effort: without memory it is
+  /// simply classified again if it escapes).
+  void remember_raised(const fault& f, const std::exception_ptr& e, bool synthetic) noexcept {
+    try {
+      void* memory = allocate_frame(sizeof(raised_record));
+      raised = ::new (memory) raised_record{raised, e, {f.code, f.final, f.reason, f.retry_after},
+                                            synthetic, synthetic ? f.message : std::string()};
+    } catch (...) {
+    }
+  }
+
+  /// The record of `e` if this task re-raised it, else null.
+  [[nodiscard]] raised_record* find_raised(const std::exception_ptr& e) const noexcept {
+    for (raised_record* r = raised; r != nullptr; r = r->next)
+      if (r->exception == e) return r;
+    return nullptr;
+  }
+
   /// Who resumes when this task finishes (or fails); null for a task nobody awaits.
   std::coroutine_handle<> continuation;
   /// The call this task runs in, inherited from the awaiting task.
   call_context* ctx = nullptr;
+  /// Exceptions re-raised in this task's body by the tasks it awaited.
+  raised_record* raised = nullptr;
   /// False for a call's retry loop: the value it returns was inspected by its attempt.
   bool inspect_output = true;
 };
 
-/// Remembers the status of the exception a task re-raises at `co_await`, so that the awaiting
-/// task's promise recognises it and does not classify it again under its own policy.
-struct raised_fault {
-  std::exception_ptr exception;
-  classification verdict;
-  /// The exception is a durable::error made here from a `fail` or an output inspection: the
-  /// awaiting task's fault keeps no exception for it (failure::cause() stays null) but keeps
-  /// the message.
-  bool synthetic = false;
-  std::string message;
-};
-inline raised_fault& last_raised() noexcept {
-  static thread_local raised_fault raised;
-  return raised;
-}
-
 /// Makes a child's fault an exception in the awaiting body: the original exception when there
-/// is one (so the caller's own `catch` clauses work), a `durable::error` for `fail`.
-[[noreturn]] inline void raise(fault& f) {
-  raised_fault& r = last_raised();
+/// is one (so the caller's own `catch` clauses work), a `durable::error` for `fail`. `caller`
+/// (null for a foreign awaiting coroutine) remembers the verdict.
+[[noreturn]] inline void raise(const fault& f, promise_base* caller) {
   if (f.exception) {
-    r.exception = f.exception;
-    r.verdict = {f.code, f.final, f.reason, f.retry_after};
-    r.synthetic = false;
-    r.message.clear();
+    if (caller != nullptr) caller->remember_raised(f, f.exception, false);
     std::rethrow_exception(f.exception);
   }
   std::exception_ptr made = f.retry_after
                                 ? std::make_exception_ptr(error(f.code, f.message, *f.retry_after))
                                 : std::make_exception_ptr(error(f.code, f.message));
-  r.message = f.message;
-  r.exception = made;
-  r.verdict = {f.code, f.final, f.reason, f.retry_after};
-  r.synthetic = true;
+  if (caller != nullptr) caller->remember_raised(f, made, true);
   std::rethrow_exception(std::move(made));
 }
 
-/// The fault for the exception being handled, classified once under `Policy`.
+/// The fault for the exception being handled in `self`'s body, classified once: the verdict
+/// it got where it was first caught if a child raised it here, else through `Policy`.
 template <class Policy>
-fault fault_from_current_exception() noexcept {
+fault fault_from_current_exception(const promise_base* self = nullptr) noexcept {
   std::exception_ptr e = std::current_exception();
-  raised_fault& r = last_raised();
+  fault f;
   classification c;
-  bool synthetic = false;
-  std::string message;
-  if (r.exception && r.exception == e) {
-    c = r.verdict;
-    synthetic = r.synthetic;
-    message = std::move(r.message);  // moving a std::string does not throw
-    r.exception = nullptr;
-    r.synthetic = false;
+  if (const raised_record* r = self != nullptr ? self->find_raised(e) : nullptr) {
+    c = r->verdict;
+    if (r->synthetic) {
+      f.message = r->message;  // a `fail` or an inspection: no exception is the cause
+      e = nullptr;
+    }
   } else {
     c = classify<Policy>(e);
   }
-  fault f;
   f.code = c.code;
-  if (synthetic) {
-    f.message = std::move(message);  // a `fail` or an inspection: no exception is the cause
-  } else {
-    f.exception = std::move(e);
-  }
+  f.exception = std::move(e);
   f.retry_after = c.retry_after;
   f.final = c.final;
   f.reason = c.reason;
@@ -156,7 +173,7 @@ class task_promise_common : public promise_base {
   std::suspend_always initial_suspend() const noexcept { return {}; }
   to_continuation final_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept {
-    outcome.emplace_fault([] { return fault_from_current_exception<Policy>(); });
+    outcome.emplace_fault([this] { return fault_from_current_exception<Policy>(this); });
   }
 
   /// `co_yield durable::fail(...)`: the body stops here and the awaiting caller resumes.
@@ -239,17 +256,21 @@ class task_awaiter {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Caller> caller) noexcept {
     auto& p = child_.promise();
     p.continuation = caller;
-    if constexpr (std::is_base_of_v<promise_base, Caller>) p.ctx = caller.promise().ctx;
+    if constexpr (std::is_base_of_v<promise_base, Caller>) {
+      p.ctx = caller.promise().ctx;
+      caller_ = &caller.promise();
+    }
     return transfer_to(child_);
   }
   T await_resume() {
     result<T>& out = child_.promise().outcome;
-    if (out.has_fault()) [[unlikely]] raise(out.get_fault());
+    if (out.has_fault()) [[unlikely]] raise(out.get_fault(), caller_);
     return out.take_value();
   }
 
  private:
   std::coroutine_handle<task_promise<T, Policy>> child_;
+  promise_base* caller_ = nullptr;
 };
 
 /// Awaits a task inside the library (a call's attempt, a root) and yields its outcome without

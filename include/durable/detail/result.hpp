@@ -30,18 +30,39 @@ struct fault {
   failure_reason reason = failure_reason::fatal_status;
 };
 
+/// The fault used when there is no memory for a fault: what std::bad_alloc stands for, with no
+/// message. Shared and never freed, so reporting out-of-memory needs no memory.
+inline const fault& out_of_memory_fault() noexcept {
+  static const fault f{status::temporary_error, {}, {}, {}, false, failure_reason::fatal_status};
+  return f;
+}
+
 /// Faults are allocated like frames (recycled per thread), so a failed attempt costs no malloc.
 struct fault_deleter {
   void operator()(fault* f) const noexcept {
+    if (f == &out_of_memory_fault()) return;
     f->~fault();
     deallocate_frame(f, sizeof(fault));
   }
 };
 using fault_ptr = std::unique_ptr<fault, fault_deleter>;
 
-[[nodiscard]] inline fault_ptr make_fault(fault&& f) {
-  void* memory = allocate_frame(sizeof(fault));
-  return fault_ptr(::new (memory) fault(std::move(f)));
+/// A fault holding what `make()` returns, built in place; the out-of-memory fault when there is
+/// no memory for it.
+template <class Make>
+[[nodiscard]] fault_ptr make_fault_with(Make&& make) noexcept {
+  void* memory = nullptr;
+  try {
+    memory = allocate_frame(sizeof(fault));
+    return fault_ptr(::new (memory) fault(std::forward<Make>(make)()));
+  } catch (...) {  // allocation failed (or copying a message did)
+    if (memory != nullptr) deallocate_frame(memory, sizeof(fault));
+    return fault_ptr(const_cast<fault*>(&out_of_memory_fault()));
+  }
+}
+
+[[nodiscard]] inline fault_ptr make_fault(fault&& f) noexcept {
+  return make_fault_with([&f]() noexcept { return std::move(f); });
 }
 
 /// A placeholder value for `void` results, so one result type serves every T.
@@ -76,21 +97,22 @@ class result {
       value_.emplace(std::forward<A>(a)...);
     }
   }
-  void set_fault(fault f) {
+  void set_fault(fault f) noexcept {
     value_.reset();
     fault_ = make_fault(std::move(f));
   }
   /// Builds the fault `make()` returns directly in its final place (no intermediate moves).
   template <class Make>
-  void emplace_fault(Make&& make) {
+  void emplace_fault(Make&& make) noexcept {
     value_.reset();
-    void* memory = allocate_frame(sizeof(fault));
-    try {
-      fault_ = fault_ptr(::new (memory) fault(std::forward<Make>(make)()));
-    } catch (...) {
-      deallocate_frame(memory, sizeof(fault));
-      throw;
-    }
+    fault_ = make_fault_with(std::forward<Make>(make));
+  }
+
+  /// Takes `other`'s outcome by move-constructing (T need not be assignable).
+  void take_from(result& other) {
+    value_.reset();
+    if (other.value_) value_.emplace(std::move(*other.value_));
+    fault_ = std::move(other.fault_);
   }
 
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
