@@ -162,6 +162,17 @@ retry_awaiter plan_retry(Spec& spec, call_context& context, std::uint32_t attemp
   return retry_awaiter{&rt, next.delay};
 }
 
+/// What an attempt fails with when the callable returned an empty task. (Not built inline in
+/// run_call: every local of a coroutine takes room in its frame for its whole life.)
+[[nodiscard]] inline fault_ptr empty_task_fault() noexcept {
+  return make_fault_with([] {
+    fault f;
+    f.code = status::invalid_argument;
+    f.message = "the callable of a durable call returned an empty durable_task";
+    return f;
+  });
+}
+
 /// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
 /// this frame until the attempt ends, so reference parameters never dangle); between attempts
 /// the attempt's frame is gone and this frame waits on a runtime timer.
@@ -193,14 +204,9 @@ Task run_call(call_spec<F, Args...> spec) {
             [&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },
             fresh.fill(spec.args));
       } catch (...) {  // copying the arguments or calling the callable threw
-        failed = make_fault(fault_from_current_exception<Policy>());
+        failed = make_fault_with([] { return fault_from_current_exception<Policy>(); });
       }
-      if (!attempt_task.valid() && !failed) {
-        fault f;
-        f.code = status::invalid_argument;
-        f.message = "the callable of a durable call returned an empty durable_task";
-        failed = make_fault(std::move(f));
-      }
+      if (!attempt_task.valid() && !failed) failed = empty_task_fault();
       if (attempt_task.valid()) {
         result<T>& out = co_await outcome_awaiter<T, Policy>{attempt_task.handle(), &context};
         if (!out.has_fault()) {
