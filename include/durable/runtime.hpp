@@ -225,9 +225,6 @@ class runtime {
     return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
   }
 
-  /// True when someone listens to events (so that callers can skip building them).
-  [[nodiscard]] bool observed() const noexcept { return !callbacks_.empty(); }
-
   /// Delivers an event to every callback.
   /// An exception thrown by a callback is ignored: observing a call must not change it.
   void emit(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
@@ -384,20 +381,4 @@ class runtime {
   int busy_ = 0;
 };
 
-namespace detail {
-
-/// Suspends until `when` on the runtime's clock; even a time already past goes through the
-/// runtime's queue, so a chain of immediate retries never nests on the stack.
-struct timer_awaiter {
-  runtime* rt;
-  time_point when;
-
-  bool await_ready() const noexcept { return false; }
-  // noinline: after publishing the handle another thread may resume (and free) this frame;
-  // clang <= 18 may otherwise still write to it (llvm 56301).
-  [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) { rt->schedule_at(when, h); }
-  void await_resume() const noexcept {}
-};
-
-}  // namespace detail
 }  // namespace durable

@@ -80,10 +80,4 @@ class trampoline {
   std::vector<std::coroutine_handle<>> parked_;
 };
 
-/// Resumes `h` with bounded stack depth for everything it transfers to synchronously.
-inline void resume_on_trampoline(std::coroutine_handle<> h) {
-  trampoline here;
-  here.resume(h);
-}
-
 }  // namespace durable::detail
