@@ -11,5 +11,6 @@
 #include "policy.hpp"         // durable::policy, durable::fallback, durable::default_policy
 #include "retry_policy.hpp"   // durable::retry_policy, durable::jitter
 #include "runtime.hpp"        // durable::runtime, durable::runtime_options
+#include "sleep.hpp"          // durable::sleep_for, durable::sleep_until
 #include "status.hpp"         // durable::status and its helpers
 #include "task.hpp"           // durable::durable_task

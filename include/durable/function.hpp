@@ -75,8 +75,9 @@ class retry_schedule {
   time_point deadline_ = no_deadline;
 };
 
-/// Resumes the call after `delay` from the runtime's queue; a zero delay still goes through the
-/// queue, so other work runs first and a run of immediate retries never nests on the stack.
+/// Resumes the call after `delay` on the runtime. A zero delay still goes through a queue (this
+/// thread's own, run next without locking; after a bounded number of such items the thread
+/// turns to the shared queue), so a run of immediate retries never nests on the stack.
 struct retry_awaiter {
   runtime* rt;
   std::chrono::nanoseconds delay;

@@ -193,20 +193,22 @@ class runtime {
 
   // ---- used by the library's awaitables; not part of the user-facing contract ----
 
-  /// Resumes `h` from the runtime's queue once `when` has come (at once if it has).
+  /// Resumes `h` from the runtime's shared queue once `when` has come; a time already past
+  /// queues it behind the work that is ready now (a zero sleep yields to others).
   void schedule_at(time_point when, std::coroutine_handle<> h) {
-    if (when <= now()) {
-      post(h);
-      return;
-    }
     {
       std::lock_guard lock(mutex_);
-      timers_.push(timer{when, next_timer_seq_++, h});
+      if (when <= now()) {
+        ready_.push_back(h);
+      } else {
+        timers_.push(timer{when, next_timer_seq_++, h});
+      }
     }
     wake_.notify_one();
   }
 
-  /// Resumes `h` from the runtime's queue.
+  /// Resumes `h` from the runtime's queue: on a thread driving this runtime, its own queue,
+  /// which it runs next without locking (how a call's immediate retry is queued).
   void post(std::coroutine_handle<> h) {
     if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
       detail::current_driver->ready.push_back(h);  // this thread runs it soon; no lock needed
