@@ -74,7 +74,7 @@ struct frames_q : std::bool_constant<is_frames<T>> {};
 
 /// The compile-time policy of a `durable_task`: an `error_table`, an `output_table` and a
 /// `fallback`, each optional and in any order. `policy<app_errors, app_outputs>` and
-/// `policy<app_outputs>` both work.
+/// `policy<app_outputs>` both work. (Rarely needed: `frames<...>` picks the frame allocation.)
 template <class... Params>
 struct policy {
   static_assert(((detail::is_error_table<Params> || detail::is_output_table<Params> ||
