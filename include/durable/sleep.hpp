@@ -19,8 +19,8 @@ namespace detail {
 /// Even a time already past goes through the runtime's queue, so other work runs first.
 class sleep_awaiter {
  public:
-  sleep_awaiter(time_point until, std::chrono::nanoseconds for_, bool relative) noexcept
-      : until_(until), for_(for_), relative_(relative) {}
+  sleep_awaiter(time_point until, std::chrono::nanoseconds duration, bool relative) noexcept
+      : until_(until), for_(duration), relative_(relative) {}
 
   bool await_ready() const noexcept { return false; }
 
