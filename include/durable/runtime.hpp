@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <queue>
 #include <random>
 #include <string_view>
@@ -33,7 +34,11 @@ namespace durable {
 struct runtime_options {
   /// Seed of the runtime's random generator (jitter). Unset: seeded from std::random_device.
   /// A fixed seed gives the same delays on every standard library.
-  std::optional<std::uint64_t> seed;
+  std::optional<std::uint64_t> seed{};
+  /// Worker threads that run the work. 0 (the default, for now): the threads that call `run`
+  /// or `run_until_idle` run it. With workers, those calls only wait, and event callbacks may
+  /// run on several workers at once.
+  unsigned workers = 0;
 };
 
 namespace detail {
@@ -113,16 +118,24 @@ class runtime {
  public:
   /// A runtime on the real (system) clock.
   runtime() : runtime(runtime_options{}) {}
-  explicit runtime(runtime_options options) : rng_(seed_of(options)) {}
+  explicit runtime(runtime_options options) : rng_(seed_of(options)) { start_workers(options.workers); }
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
-      : manual_(&clock), rng_(seed_of(options)) {}
+      : manual_(&clock), rng_(seed_of(options)) {
+    start_workers(options.workers);
+  }
 
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
   /// Destroys tasks that were spawned and never finished (their destructors run).
   ~runtime() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& worker : workers_) worker.join();  // each finishes the item it is running
     std::vector<std::coroutine_handle<>> roots;
     {
       std::lock_guard lock(mutex_);
@@ -153,7 +166,12 @@ class runtime {
       root.handle.destroy();  // never started: destroying it destroys the task too
       throw;
     }
-    drive(&state.done);
+    if (workers_.empty()) {
+      drive(&state.done);
+    } else {
+      std::unique_lock lock(mutex_);
+      idle_.wait(lock, [&state] { return state.done; });
+    }
     if (state.outcome.has_fault()) detail::throw_root_failure(state.outcome.get_fault());
     return state.outcome.take_value();
   }
@@ -176,7 +194,14 @@ class runtime {
   }
 
   /// Runs everything that is ready or waiting on a timer until nothing is left.
-  void run_until_idle() { drive(nullptr); }
+  void run_until_idle() {
+    if (workers_.empty()) {
+      drive(nullptr);
+      return;
+    }
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [this] { return ready_.empty() && timers_.empty() && busy_ == 0; });
+  }
 
   /// Registers a callback for every `event`. Register before starting work; callbacks run on
   /// the thread that runs the call, and must not throw.
@@ -287,6 +312,7 @@ class runtime {
       done = true;
     }
     wake_.notify_all();
+    idle_.notify_all();
   }
 
   void forget_spawned(detail::root_task::promise_type& root) {
@@ -320,8 +346,23 @@ class runtime {
     return true;
   }
 
-  // Runs queued work on this thread until `done` (or, with no flag, until idle).
-  void drive(const bool* done) {
+  void start_workers(unsigned count) {
+    try {
+      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this] { drive(nullptr, true); });
+    } catch (...) {
+      {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+      }
+      wake_.notify_all();
+      for (auto& worker : workers_) worker.join();
+      throw;
+    }
+  }
+
+  // Runs queued work on this thread until `done`, or, with no flag, until idle (or, for a
+  // worker, until the runtime stops).
+  void drive(const bool* done, bool worker = false) {
     detail::driver_queue mine{this, {}, 0};
     struct driver_scope {  // restores the thread's driver even if something throws
       detail::driver_queue* outer;
@@ -334,14 +375,16 @@ class runtime {
     std::unique_lock lock(mutex_);
     for (;;) {
       if (done != nullptr ? *done : false) break;
+      if (worker && stopping_) break;
       if (!ready_.empty()) {
         const std::coroutine_handle<> h = ready_.front();
         ready_.pop_front();
         run_on_this_thread(h, mine, lock);
         continue;
       }
+      if (worker && stopping_) break;
       if (fire_timers(lock)) continue;
-      if (done == nullptr && busy_ == 0) break;
+      if (done == nullptr && !worker && busy_ == 0) break;
       wake_.wait(lock);  // the task waits on something outside the runtime
     }
   }
@@ -365,6 +408,7 @@ class runtime {
     // Other threads driving this runtime may be asleep: wake them if there is work they can
     // take, or if the manual clock may now jump (it waits for every thread to be idle).
     if (!ready_.empty() || (busy_ == 0 && !timers_.empty())) wake_.notify_all();
+    if (busy_ == 0 && !workers_.empty()) idle_.notify_all();  // run_until_idle may be waiting
   }
 
   manual_clock* manual_ = nullptr;
@@ -374,13 +418,16 @@ class runtime {
   std::deque<std::function<void(const event&)>> callbacks_;
 
   std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // threads that run work wait here
+  std::condition_variable idle_;  // with workers: `run` and `run_until_idle` wait here
   std::deque<std::coroutine_handle<>> ready_;
   std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
   std::uint64_t next_timer_seq_ = 0;
   // Sentinel of the circular list of spawned roots that have not finished.
   detail::root_task::promise_type spawned_{&spawned_, &spawned_};
   int busy_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;  // last: started after every other member exists
 };
 
 }  // namespace durable
