@@ -178,12 +178,6 @@ TEST_CASE("durable::call accepts a plain function", "[runtime][function]") {
   CHECK(rt.run(durable::call(free_function_body, 41)) == 42);
 }
 
-TEST_CASE("attempt_timeout is rejected until it is supported", "[runtime][policy]") {
-  auto body = []() -> durable_task<> { co_return; };
-  CHECK_THROWS_WITH(durable::call(durable::retry_policy{.attempt_timeout = 1s}, body),
-                    Catch::Contains("attempt_timeout is not supported yet"));
-}
-
 TEST_CASE("a thread waiting for a timer wakes when another thread driving the runtime goes idle",
           "[runtime][threads]") {
   // Thread B finishes its own task but stays busy with work it spawned, until thread A's call

@@ -6,11 +6,13 @@
 #include "error_table.hpp"    // durable::on, durable::error_table, durable::standard_errors
 #include "event.hpp"          // durable::event
 #include "fail.hpp"           // durable::fail
+#include "fan_out.hpp"        // durable::gather, durable::any, durable::race
 #include "function.hpp"       // durable::function, durable::call
 #include "output_table.hpp"   // durable::inspect, durable::output_table
 #include "policy.hpp"         // durable::policy, durable::fallback, durable::default_policy
 #include "retry_policy.hpp"   // durable::retry_policy, durable::jitter
 #include "runtime.hpp"        // durable::runtime, durable::runtime_options
 #include "sleep.hpp"          // durable::sleep_for, durable::sleep_until
+#include "stop.hpp"           // durable::this_stop_token
 #include "status.hpp"         // durable::status and its helpers
 #include "task.hpp"           // durable::durable_task

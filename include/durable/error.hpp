@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "status.hpp"
 
@@ -115,6 +116,39 @@ class failure : public std::exception {
   std::string_view function_name_;
   std::exception_ptr cause_;
   std::string what_;
+};
+
+/// What `durable::any` fails with when every task failed: a `durable::failure` that keeps
+/// each task's cause, in the order the tasks were given. Its code and reason are those of the
+/// first task whose failure was retryable (so an enclosing call may try again), else the first
+/// task's.
+class all_failed : public failure {
+ public:
+  all_failed(status code, failure_reason reason, std::vector<std::exception_ptr> causes)
+      : failure(code, reason, 1, {}, causes.empty() ? nullptr : causes.front(), summary(causes)),
+        causes_(std::move(causes)) {}
+
+  /// One cause per task: its exception, or a `durable::error` with its status and message for
+  /// a task that failed without throwing (`fail`, output inspection).
+  [[nodiscard]] const std::vector<std::exception_ptr>& causes() const noexcept { return causes_; }
+
+ private:
+  static std::string summary(const std::vector<std::exception_ptr>& causes) {
+    std::string text = "all " + std::to_string(causes.size()) + " tasks of durable::any failed";
+    for (std::size_t i = 0; i < causes.size(); ++i) {
+      text += i == 0 ? ": [0] " : "; [" + std::to_string(i) + "] ";
+      try {
+        std::rethrow_exception(causes[i]);
+      } catch (const std::exception& e) {
+        text += e.what();
+      } catch (...) {
+        text += "an exception not derived from std::exception";
+      }
+    }
+    return text;
+  }
+
+  std::vector<std::exception_ptr> causes_;
 };
 
 }  // namespace durable

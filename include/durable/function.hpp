@@ -14,7 +14,9 @@
 #include <utility>
 
 #include "detail/context.hpp"
+#include "detail/guarded_attempt.hpp"
 #include "detail/result.hpp"
+#include "detail/stoppable_wait.hpp"
 #include "error.hpp"
 #include "event.hpp"
 #include "retry_policy.hpp"
@@ -43,6 +45,9 @@ class retry_schedule {
   void start(runtime& rt) {
     if (policy_.max_elapsed > std::chrono::nanoseconds::zero()) deadline_ = add_saturating(rt.now(), policy_.max_elapsed);
   }
+
+  /// The policy's attempt_timeout (zero: none).
+  [[nodiscard]] std::chrono::nanoseconds attempt_timeout() const noexcept { return policy_.attempt_timeout; }
 
   decision after_failure(const fault& failed, std::uint32_t attempt, runtime& rt) {
     if (failed.final) return {failed.reason};  // a child call gave up: never multiply retries
@@ -77,22 +82,29 @@ class retry_schedule {
 
 /// Resumes the call after `delay` on the runtime. A zero delay still goes through a queue (this
 /// thread's own, run next without locking; after a bounded number of such items the thread
-/// turns to the shared queue), so a run of immediate retries never nests on the stack.
+/// turns to the shared queue), so a run of immediate retries never nests on the stack. A stop
+/// request ends the wait at once; `co_await` yields `status::ok`, or, when the call was
+/// stopped during (or by the end of) the wait, the status of the attempt that failed last.
 struct retry_awaiter {
   runtime* rt;
   std::chrono::nanoseconds delay;
+  const call_context* call;
+  status last;
+  stoppable_wait wait{};
 
   bool await_ready() const noexcept { return false; }
   // noinline: once published, the handle may be resumed (and the frame freed) elsewhere; clang
   // <= 18 may otherwise still write to the frame afterwards (llvm 56301).
-  [[gnu::noinline]] void await_suspend(std::coroutine_handle<> h) {
+  [[gnu::noinline]] bool await_suspend(std::coroutine_handle<> h) {
     if (delay == std::chrono::nanoseconds::zero()) {
       rt->post(h);
-    } else {
-      rt->schedule_at(add_saturating(rt->now(), delay), h);
+      return true;
     }
+    return wait.suspend(*rt, call->stop, add_saturating(rt->now(), delay), h);
   }
-  void await_resume() const noexcept {}
+  [[nodiscard]] status await_resume() noexcept {
+    return wait.resume() || call->stop_requested() ? last : status::ok;
+  }
 };
 
 /// One attempt's own copy of the arguments, alive until the attempt ends (a `const&` or `&&`
@@ -153,14 +165,54 @@ template <class Spec>
 retry_awaiter plan_retry(Spec& spec, call_context& context, std::uint32_t attempt, fault_ptr& failed) {
   runtime& rt = *context.rt;
   rt.emit(event_kind::attempt_failed, spec.context.name, attempt, failed->code);
-  const retry_schedule::decision next = spec.schedule.after_failure(*failed, attempt, rt);
+  retry_schedule::decision next = spec.schedule.after_failure(*failed, attempt, rt);
+  if (!next.give_up && context.stop_requested()) next.give_up = failure_reason::cancelled;
   if (next.give_up) {
     rt.emit(event_kind::failed, spec.context.name, attempt, failed->code);
     throw failure(failed->code, *next.give_up, attempt, spec.context.name, failed->exception, failed->message);
   }
   rt.emit(event_kind::retry_scheduled, spec.context.name, attempt, failed->code, next.delay);
+  const status last = failed->code;
   failed.reset();  // the fault is not kept while the call waits
-  return retry_awaiter{&rt, next.delay};
+  return retry_awaiter{&rt, next.delay, &context, last};
+}
+
+/// Ends a call that a stop request reached between attempts: never retried.
+template <class Spec>
+[[noreturn]] void throw_call_cancelled(const Spec& spec, const call_context& context, std::uint32_t attempts,
+                                       status last) {
+  context.rt->emit(event_kind::failed, spec.context.name, attempts, last);
+  throw cancelled_failure(last, attempts, spec.context.name,
+                          attempts == 0 ? "cancelled before its first attempt" : "cancelled while waiting to retry");
+}
+
+/// An attempt run in the background (see guarded_attempt.hpp), as the task the call awaits: it
+/// ends with the attempt's outcome, or with a `timeout` fault (the attempt ran past its
+/// `attempt_timeout`), or a `cancelled` one (the call was stopped while it ran).
+template <class Task, class Spec>
+Task guarded_attempt(const Spec& spec, call_context& call) {
+  using T = typename Task::value_type;
+  {
+    promise_base& self = co_await promise_probe{};
+    self.inspect_output = false;  // the attempt inspected its value already
+  }
+  attempt_watch<T> watch(call, spec.schedule.attempt_timeout());
+  watch.template prepare<Task>(spec.callable, spec.args);
+  co_await watch;
+  fault* failed = nullptr;  // owned; see forwarded_fault
+  if (result<T>* out = watch.outcome()) {
+    if (!out->has_fault()) {
+      if constexpr (std::is_void_v<T>) {
+        co_return;
+      } else {
+        co_return out->take_value();
+      }
+    }
+    failed = out->release_fault().release();
+  } else {
+    failed = watch.walked_away().release();
+  }
+  co_yield forwarded_fault{failed};
 }
 
 /// What an attempt fails with when the callable returned an empty task. (Not built inline in
@@ -188,11 +240,14 @@ Task run_call(call_spec<F, Args...> spec) {
     self.inspect_output = false;  // the attempt inspected the value already
     context.parent = self.ctx;
     context.rt = self.ctx != nullptr ? self.ctx->rt : nullptr;
+    context.stop = self.ctx != nullptr ? self.ctx->stop : nullptr;
   }
   if (context.rt == nullptr) {
     throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
   }
   spec.schedule.start(*context.rt);
+
+  if (context.stop_requested()) throw_call_cancelled(spec, context, 0, status::permanent_error);
 
   for (std::uint32_t attempt = 1;; ++attempt) {
     context.rt->emit(event_kind::attempt_started, spec.context.name, attempt, status::ok);
@@ -201,9 +256,14 @@ Task run_call(call_spec<F, Args...> spec) {
       fresh_arguments<Args...> fresh;
       Task attempt_task;
       try {
-        attempt_task = std::apply(
-            [&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },
-            fresh.fill(spec.args));
+        if (spec.schedule.attempt_timeout() != std::chrono::nanoseconds::zero() ||
+            (context.stop != nullptr && context.stop->stop_possible())) {
+          attempt_task = guarded_attempt<Task>(spec, context);  // the call can walk away from it
+        } else {
+          attempt_task = std::apply(
+              [&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },
+              fresh.fill(spec.args));
+        }
       } catch (...) {  // copying the arguments or calling the callable threw
         failed = make_fault_with([] { return fault_from_current_exception<Policy>(); });
       }
@@ -219,7 +279,9 @@ Task run_call(call_spec<F, Args...> spec) {
     }
 
     // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
-    co_await plan_retry(spec, context, attempt, failed);
+    if (const status stopped = co_await plan_retry(spec, context, attempt, failed); stopped != status::ok) {
+      throw_call_cancelled(spec, context, attempt, stopped);
+    }
   }
 }
 
@@ -245,7 +307,7 @@ auto make_call(std::string_view name, const retry_policy& policy, const F& calla
                     "durable: a durable call cannot return a reference: its arguments are copies "
                     "that end with each attempt (return a value)");
       return run_call<Task>(call_spec<F, std::decay_t<A>...>{
-          call_context{nullptr, nullptr, name}, retry_schedule(policy), callable,
+          call_context{nullptr, nullptr, name, nullptr}, retry_schedule(policy), callable,
           std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
     }
   }

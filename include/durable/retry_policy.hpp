@@ -34,8 +34,9 @@ struct retry_policy {
   /// 0: no deadline; otherwise no attempt starts after this long since the first one, and
   /// delays are clipped to what remains.
   std::chrono::nanoseconds max_elapsed = std::chrono::nanoseconds::zero();
-  /// 0: none; otherwise how long one attempt may run before it is asked to stop and the call
-  /// goes on as a `timeout` failure. Not supported yet: a non-zero value is rejected.
+  /// 0: none; otherwise how long one attempt may run before it is asked to stop (through its
+  /// stop token) and the call goes on at once as a `timeout` failure, retried like any other.
+  /// An attempt that does not stop is left to finish in the background, its result discarded.
   std::chrono::nanoseconds attempt_timeout = std::chrono::nanoseconds::zero();
 
   /// Throws std::invalid_argument naming the first bad field.
@@ -53,10 +54,6 @@ struct retry_policy {
       throw std::invalid_argument("durable::retry_policy: max_elapsed must not be negative");
     if (attempt_timeout < nanoseconds::zero())
       throw std::invalid_argument("durable::retry_policy: attempt_timeout must not be negative");
-    if (attempt_timeout > nanoseconds::zero())
-      throw std::invalid_argument(
-          "durable::retry_policy: attempt_timeout is not supported yet (it comes with worker "
-          "threads and cancellation); leave it 0");
   }
 };
 

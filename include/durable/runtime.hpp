@@ -14,6 +14,7 @@
 #include <thread>
 #include <queue>
 #include <random>
+#include <stop_token>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -21,6 +22,7 @@
 
 #include "clock.hpp"
 #include "detail/context.hpp"
+#include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
 #include "detail/trampoline.hpp"
 #include "error.hpp"
@@ -35,10 +37,12 @@ struct runtime_options {
   /// Seed of the runtime's random generator (jitter). Unset: seeded from std::random_device.
   /// A fixed seed gives the same delays on every standard library.
   std::optional<std::uint64_t> seed{};
-  /// Worker threads that run the work. 0 (the default, for now): the threads that call `run`
-  /// or `run_until_idle` run it. With workers, those calls only wait, and event callbacks may
-  /// run on several workers at once.
-  unsigned workers = 0;
+  /// Worker threads that run the work; timers fire and attempts resume on them, and `run` and
+  /// `run_until_idle` only wait. 0: the threads that call `run` or `run_until_idle` run it.
+  /// Unset: `runtime::default_workers` on the real clock, 0 on a `manual_clock` (so a test is
+  /// deterministic unless it asks for threads). With workers, event callbacks may run on
+  /// several threads at once.
+  std::optional<unsigned> workers{};
 };
 
 namespace detail {
@@ -92,6 +96,56 @@ struct driver_queue {
 };
 inline thread_local driver_queue* current_driver = nullptr;
 
+/// A wait on the runtime that a stop request can end early: a timer (or, unarmed with a time,
+/// a wait for someone to cancel it). Allocated per wait from the frame pool, because a
+/// cancelled timer stays in the runtime's heap until it reaches the top, maybe after the
+/// waiting frame is gone: the heap entry and each other holder count in `refs`. `st` and
+/// `refs` are only touched under the runtime's lock, except by the waiter after it resumed
+/// from a `fired` wait (the heap has let go of it by then).
+struct cancellable_wait {
+  enum class state : std::uint8_t { unarmed, armed, parked, fired, cancelled };
+
+  /// Runs on the thread that requests the stop (or inline, if it was requested already).
+  struct canceller {
+    runtime* rt;
+    cancellable_wait* wait;
+    void operator()() const noexcept;
+  };
+
+  std::coroutine_handle<> handle;
+  state st = state::unarmed;
+  std::uint8_t refs = 1;
+  std::optional<std::stop_callback<canceller>> on_stop;
+
+  [[nodiscard]] static cancellable_wait* make(std::coroutine_handle<> h, std::uint8_t holders) {
+    auto* w = ::new (allocate_frame(sizeof(cancellable_wait))) cancellable_wait;
+    w->handle = h;
+    w->refs = holders;
+    return w;
+  }
+  static void free(cancellable_wait* w) noexcept {
+    w->~cancellable_wait();
+    deallocate_frame(w, sizeof(cancellable_wait));
+  }
+};
+
+/// The failure a stop request ends things with: never retried, whatever its status.
+[[nodiscard]] inline failure cancelled_failure(status code, std::uint32_t attempts, std::string_view name,
+                                               std::string_view why) {
+  return failure(code, failure_reason::cancelled, attempts, name, nullptr, why);
+}
+
+/// The fault of a task that was cancelled before it started.
+[[nodiscard]] inline fault cancelled_before_start() {
+  fault f;
+  f.code = status::permanent_error;
+  f.exception = std::make_exception_ptr(
+      cancelled_failure(status::permanent_error, 0, {}, "cancelled before it started"));
+  f.final = true;
+  f.reason = failure_reason::cancelled;
+  return f;
+}
+
 /// Where `runtime::run` waits for its task's outcome.
 template <class T>
 struct run_state {
@@ -112,35 +166,45 @@ struct run_state {
 
 /// Runs durable tasks: `run` blocks until a task is done, `spawn` starts one in the background.
 /// Owns the timers that wake calls waiting for a retry, the clock (real, or a `manual_clock`
-/// that it moves forward itself), the random generator used for jitter, and the event
-/// callbacks. Threads that call `run` are the ones that run the work.
+/// that it moves forward itself), the random generator used for jitter, the event callbacks
+/// and the worker threads.
 class runtime {
  public:
+  /// Worker threads of a runtime on the real clock when `runtime_options::workers` is unset.
+  static constexpr unsigned default_workers = 2;
+
   /// A runtime on the real (system) clock.
   runtime() : runtime(runtime_options{}) {}
-  explicit runtime(runtime_options options) : rng_(seed_of(options)) { start_workers(options.workers); }
+  explicit runtime(runtime_options options) : rng_(seed_of(options)) {
+    start_workers(options.workers.value_or(default_workers));
+  }
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
       : manual_(&clock), rng_(seed_of(options)) {
-    start_workers(options.workers);
+    start_workers(options.workers.value_or(0));
   }
 
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
-  /// Destroys tasks that were spawned and never finished (their destructors run).
+  /// Joins the workers (each finishes the item it is running), then destroys what was spawned
+  /// and never finished, and attempts left running in the background: their frames are freed
+  /// and their destructors run. Nothing may still be waiting in `run` on another thread.
   ~runtime() {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
     }
     wake_.notify_all();
-    for (auto& worker : workers_) worker.join();  // each finishes the item it is running
+    for (auto& worker : workers_) worker.join();
     std::vector<std::coroutine_handle<>> roots;
     {
       std::lock_guard lock(mutex_);
       ready_.clear();
-      timers_ = {};
+      while (!timers_.empty()) {
+        if (timers_.top().wait != nullptr) release_locked(timers_.top().wait);
+        timers_.pop();
+      }
       for (auto* p = spawned_.next; p != &spawned_; p = p->next)
         roots.push_back(std::coroutine_handle<detail::root_task::promise_type>::from_promise(*p));
       spawned_.prev = spawned_.next = &spawned_;
@@ -149,9 +213,11 @@ class runtime {
   }
 
   /// Runs `task` to completion on the calling thread (and whichever threads help) and returns
-  /// its value, or throws `durable::failure`.
+  /// its value, or throws `durable::failure`. A stop requested through `stop` cancels it: the
+  /// waits of the library inside it end at once, and `run` throws a `durable::failure` whose
+  /// `reason()` is `cancelled` (never retried).
   template <class T, class Policy>
-  T run(durable_task<T, Policy> task) {
+  T run(durable_task<T, Policy> task, std::stop_token stop = {}) {
     if (!task.valid()) throw std::logic_error("durable::runtime::run: the task is empty (moved from?)");
     if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
       throw std::logic_error(
@@ -159,7 +225,7 @@ class runtime {
           "runtime would wait for itself; co_await the task instead");
     }
     detail::run_state<T> state;
-    detail::root_task root = run_root(std::move(task), &root_context_, &state);
+    detail::root_task root = run_root(std::move(task), this, &state, std::move(stop));
     try {
       post(root.handle);
     } catch (...) {
@@ -176,21 +242,13 @@ class runtime {
     return state.outcome.take_value();
   }
 
-  /// Starts `task` without waiting for it; it runs while some thread drives the runtime (a
-  /// `run` call, or `run_until_idle`). A failure is reported as a `failed` event.
+  /// Starts `task` without waiting for it; it runs on the workers, or while some thread drives
+  /// the runtime (a `run` call, or `run_until_idle`). A failure is reported as a `failed`
+  /// event. A stop requested through `stop` cancels it as for `run`.
   template <class T, class Policy>
-  void spawn(durable_task<T, Policy> task) {
+  void spawn(durable_task<T, Policy> task, std::stop_token stop = {}) {
     if (!task.valid()) throw std::logic_error("durable::runtime::spawn: the task is empty (moved from?)");
-    detail::root_task root = spawn_root(std::move(task));
-    {
-      std::lock_guard lock(mutex_);
-      auto& p = root.handle.promise();
-      p.prev = spawned_.prev;
-      p.next = &spawned_;
-      spawned_.prev->next = &p;
-      spawned_.prev = &p;
-    }
-    post(root.handle);
+    adopt(spawn_root(std::move(task), std::move(stop)));
   }
 
   /// Runs everything that is ready or waiting on a timer until nothing is left.
@@ -200,7 +258,7 @@ class runtime {
       return;
     }
     std::unique_lock lock(mutex_);
-    idle_.wait(lock, [this] { return ready_.empty() && timers_.empty() && busy_ == 0; });
+    idle_.wait(lock, [this] { return ready_.empty() && live_timers() == 0 && busy_ == 0; });
   }
 
   /// Registers a callback for every `event`. Register before starting work; callbacks run on
@@ -226,7 +284,7 @@ class runtime {
       if (when <= now()) {
         ready_.push_back(h);
       } else {
-        timers_.push(timer{when, next_timer_seq_++, h});
+        timers_.push(timer{when, next_timer_seq_++, h, nullptr});
       }
     }
     wake_.notify_one();
@@ -244,6 +302,80 @@ class runtime {
       ready_.push_back(h);
     }
     wake_.notify_one();
+  }
+
+  /// Starts a root coroutine made by the library (a background attempt, a fan-out child): it
+  /// is destroyed with the runtime if it has not finished, and must end by calling `forget`.
+  void adopt(detail::root_task root) {
+    {
+      std::lock_guard lock(mutex_);
+      auto& p = root.handle.promise();
+      p.prev = spawned_.prev;
+      p.next = &spawned_;
+      spawned_.prev->next = &p;
+      spawned_.prev = &p;
+    }
+    post(root.handle);
+  }
+
+  /// Called by an adopted root as it ends.
+  void forget(detail::root_task::promise_type& root) {
+    {
+      std::lock_guard lock(mutex_);
+      root.prev->next = root.next;
+      root.next->prev = root.prev;
+    }
+    wake_.notify_all();
+  }
+
+  /// Arms `w` to resume its coroutine at `when`, or, without a time, when it is cancelled.
+  /// Returns false if it was cancelled before it could be armed: the caller must not suspend.
+  /// Once this returns true the coroutine may already be running on another thread.
+  bool arm(detail::cancellable_wait& w, std::optional<time_point> when) {
+    using state = detail::cancellable_wait::state;
+    {
+      std::lock_guard lock(mutex_);
+      if (w.st == state::cancelled) return false;
+      if (!when) {
+        w.st = state::parked;
+        return true;
+      }
+      if (*when <= now()) {
+        w.st = state::fired;
+        ready_.push_back(w.handle);
+      } else {
+        w.st = state::armed;
+        ++w.refs;  // the heap entry's
+        timers_.push(timer{*when, next_timer_seq_++, w.handle, &w});
+      }
+    }
+    wake_.notify_one();
+    return true;
+  }
+
+  /// Ends `w` early: an armed or parked wait's coroutine is queued at once (it finds the state
+  /// `cancelled`); an unarmed one will refuse to arm. A wait that fired is left alone.
+  void cancel(detail::cancellable_wait& w) noexcept {
+    using state = detail::cancellable_wait::state;
+    {
+      std::lock_guard lock(mutex_);
+      const state was = w.st;
+      if (was == state::fired || was == state::cancelled) return;
+      w.st = state::cancelled;
+      if (was == state::unarmed) return;
+      if (was == state::armed) {
+        ++cancelled_timers_;
+        drop_cancelled_timers();
+      }
+      ready_.push_back(w.handle);
+    }
+    wake_.notify_one();
+  }
+
+  /// Drops one holder's reference to `w`, freeing it with the last one.
+  void release(detail::cancellable_wait* w) noexcept {
+    std::lock_guard lock(mutex_);
+    release_locked(w);
   }
 
   /// A random number in [0, 1) from the runtime's generator: (bits >> 11) x 2^-53.
@@ -272,6 +404,7 @@ class runtime {
     time_point when;
     std::uint64_t seq;  // FIFO among timers due at the same instant
     std::coroutine_handle<> handle;
+    detail::cancellable_wait* wait;  // null for a wait that cannot be cancelled
     bool operator>(const timer& other) const noexcept {
       return when != other.when ? when > other.when : seq > other.seq;
     }
@@ -284,26 +417,34 @@ class runtime {
   }
 
   template <class T, class Policy>
-  static detail::root_task run_root(durable_task<T, Policy> task, detail::call_context* context,
-                                    detail::run_state<T>* state) {
+  static detail::root_task run_root(durable_task<T, Policy> task, runtime* rt, detail::run_state<T>* state,
+                                    std::stop_token stop) {
     {
       durable_task<T, Policy> owned = std::move(task);
-      auto awaiter = detail::outcome_awaiter<T, Policy>{owned.handle(), context};
-      detail::result<T>& outcome = co_await awaiter;
-      state->outcome.take_from(outcome);
+      if (stop.stop_requested()) {
+        state->outcome.set_fault(detail::cancelled_before_start());
+      } else {
+        detail::call_context context{rt, nullptr, {}, stop.stop_possible() ? &stop : nullptr};
+        detail::result<T>& outcome = co_await detail::outcome_awaiter<T, Policy>{owned.handle(), &context};
+        state->outcome.take_from(outcome);
+      }
     }  // the task's frame is gone before `run` can return
-    context->rt->finish(state->done);
+    rt->finish(state->done);
   }
 
   template <class T, class Policy>
-  detail::root_task spawn_root(durable_task<T, Policy> task) {
-    detail::result<T>& outcome =
-        co_await detail::outcome_awaiter<T, Policy>{task.handle(), &root_context_};
-    if (outcome.has_fault() && !outcome.get_fault().final) {
-      // A plain task has no call to report its failure; do it here so it never vanishes.
-      emit(event_kind::failed, {}, 1, outcome.get_fault().code);
+  detail::root_task spawn_root(durable_task<T, Policy> task, std::stop_token stop) {
+    if (stop.stop_requested()) {
+      emit(event_kind::failed, {}, 0, status::permanent_error);
+    } else {
+      detail::call_context context{this, nullptr, {}, stop.stop_possible() ? &stop : nullptr};
+      detail::result<T>& outcome = co_await detail::outcome_awaiter<T, Policy>{task.handle(), &context};
+      if (outcome.has_fault() && !outcome.get_fault().final) {
+        // A plain task has no call to report its failure; do it here so it never vanishes.
+        emit(event_kind::failed, {}, 1, outcome.get_fault().code);
+      }
     }
-    forget_spawned(co_await detail::root_probe{});
+    forget(co_await detail::root_probe{});
   }
 
   void finish(bool& done) {
@@ -315,13 +456,28 @@ class runtime {
     idle_.notify_all();
   }
 
-  void forget_spawned(detail::root_task::promise_type& root) {
-    {
-      std::lock_guard lock(mutex_);
-      root.prev->next = root.next;
-      root.next->prev = root.prev;
+  [[nodiscard]] std::size_t live_timers() const noexcept { return timers_.size() - cancelled_timers_; }
+
+  void release_locked(detail::cancellable_wait* w) noexcept {
+    if (--w->refs == 0) detail::cancellable_wait::free(w);
+  }
+
+  // Pops cancelled timers off the top of the heap, so that the top is always a live timer (the
+  // manual clock jumps to it; a real-clock thread sleeps until it).
+  void drop_cancelled_timers() noexcept {
+    using state = detail::cancellable_wait::state;
+    while (!timers_.empty() && timers_.top().wait != nullptr && timers_.top().wait->st == state::cancelled) {
+      release_locked(timers_.top().wait);
+      timers_.pop();
+      --cancelled_timers_;
     }
-    wake_.notify_all();
+    if (live_timers() == 0) {  // only cancelled ones are left, deeper down: drop them all
+      while (!timers_.empty()) {
+        if (timers_.top().wait != nullptr) release_locked(timers_.top().wait);
+        timers_.pop();
+      }
+      cancelled_timers_ = 0;
+    }
   }
 
   // Moves due timers to the ready queue. On a manual clock with nothing else to do, first
@@ -332,9 +488,15 @@ class runtime {
     const time_point current = now();
     bool fired = false;
     while (!timers_.empty() && timers_.top().when <= current) {
-      ready_.push_back(timers_.top().handle);
+      const timer due = timers_.top();
       timers_.pop();
+      if (due.wait != nullptr) {
+        due.wait->st = detail::cancellable_wait::state::fired;
+        release_locked(due.wait);  // the waiter still holds it
+      }
+      ready_.push_back(due.handle);
       fired = true;
+      drop_cancelled_timers();
     }
     if (!fired) {
       if (manual_ != nullptr) {
@@ -407,13 +569,11 @@ class runtime {
     --busy_;
     // Other threads driving this runtime may be asleep: wake them if there is work they can
     // take, or if the manual clock may now jump (it waits for every thread to be idle).
-    if (!ready_.empty() || (busy_ == 0 && !timers_.empty())) wake_.notify_all();
+    if (!ready_.empty() || (busy_ == 0 && live_timers() != 0)) wake_.notify_all();
     if (busy_ == 0 && !workers_.empty()) idle_.notify_all();  // run_until_idle may be waiting
   }
 
   manual_clock* manual_ = nullptr;
-  // What every root task runs in: this runtime, no enclosing call.
-  detail::call_context root_context_{this, nullptr, {}};
   std::mt19937_64 rng_;
   std::deque<std::function<void(const event&)>> callbacks_;
 
@@ -423,11 +583,16 @@ class runtime {
   std::deque<std::coroutine_handle<>> ready_;
   std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
   std::uint64_t next_timer_seq_ = 0;
+  std::size_t cancelled_timers_ = 0;  // entries of `timers_` whose wait was cancelled
   // Sentinel of the circular list of spawned roots that have not finished.
   detail::root_task::promise_type spawned_{&spawned_, &spawned_};
   int busy_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;  // last: started after every other member exists
 };
+
+namespace detail {
+inline void cancellable_wait::canceller::operator()() const noexcept { rt->cancel(*wait); }
+}  // namespace detail
 
 }  // namespace durable

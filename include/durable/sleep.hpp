@@ -8,6 +8,8 @@
 
 #include "clock.hpp"
 #include "detail/context.hpp"
+#include "detail/stoppable_wait.hpp"
+#include "error.hpp"
 #include "runtime.hpp"
 #include "task.hpp"
 
@@ -16,7 +18,8 @@ namespace durable {
 namespace detail {
 
 /// Suspends a durable task until a time on its runtime's clock (virtual on a manual clock).
-/// Even a time already past goes through the runtime's queue, so other work runs first.
+/// Even a time already past goes through the runtime's queue, so other work runs first. A stop
+/// request ends the sleep at once with a `durable::failure` whose reason is `cancelled`.
 class sleep_awaiter {
  public:
   sleep_awaiter(time_point until, std::chrono::nanoseconds duration, bool relative) noexcept
@@ -27,19 +30,27 @@ class sleep_awaiter {
   // noinline: once published, the handle may be resumed (and the frame freed) by another
   // thread; clang <= 18 may otherwise still write to the frame afterwards (llvm 56301).
   template <class Promise>
-  [[gnu::noinline]] void await_suspend(std::coroutine_handle<Promise> h) const {
+  [[gnu::noinline]] bool await_suspend(std::coroutine_handle<Promise> h) {
     static_assert(std::is_base_of_v<promise_base, Promise>,
                   "durable::sleep_for / sleep_until can only be awaited in a durable_task");
-    runtime* rt = h.promise().ctx != nullptr ? h.promise().ctx->rt : nullptr;
+    const call_context* ctx = h.promise().ctx;
+    runtime* rt = ctx != nullptr ? ctx->rt : nullptr;
     if (rt == nullptr) {
       throw std::logic_error("durable::sleep_for / sleep_until: the task is not running on a durable::runtime");
     }
-    rt->schedule_at(relative_ ? add_saturating(rt->now(), for_) : until_, h);
+    stop_ = ctx->stop;
+    return wait_.suspend(*rt, stop_, relative_ ? add_saturating(rt->now(), for_) : until_, h);
   }
 
-  void await_resume() const noexcept {}
+  void await_resume() {
+    // A stop requested after the timer fired counts too: cancellation is checked after each wait.
+    if (wait_.resume() || (stop_ != nullptr && stop_->stop_requested()))
+      throw cancelled_failure(status::permanent_error, 1, {}, "the sleep was cancelled");
+  }
 
  private:
+  stoppable_wait wait_;
+  const std::stop_token* stop_ = nullptr;
   time_point until_;
   std::chrono::nanoseconds for_;
   bool relative_;

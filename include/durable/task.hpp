@@ -136,6 +136,14 @@ inline fault fault_from_request(fail_request&& r) {
   return f;
 }
 
+/// `co_yield forwarded_fault{f}` (the library's own tasks only): ends the task with a fault
+/// that was classified already, as it is, and takes ownership of it. A raw pointer, not a
+/// fault_ptr: g++ 12 may destroy a temporary with a non-trivial member twice when it is built
+/// in a co_yield expression (GCC 100611), so the operand stays trivially destructible.
+struct forwarded_fault {
+  fault* owned;
+};
+
 /// Resumes whoever awaits the task: at the end of the body, or at `co_yield durable::fail`.
 struct to_continuation {
   bool await_ready() const noexcept { return false; }
@@ -179,6 +187,10 @@ class task_promise_common : public promise_base {
   /// `co_yield durable::fail(...)`: the body stops here and the awaiting caller resumes.
   to_continuation yield_value(fail_request request) {
     outcome.emplace_fault([&request] { return fault_from_request(std::move(request)); });
+    return {};
+  }
+  to_continuation yield_value(forwarded_fault forwarded) noexcept {
+    outcome.set_fault(fault_ptr(forwarded.owned));
     return {};
   }
   template <class U>

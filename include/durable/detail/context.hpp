@@ -1,6 +1,7 @@
 // durable/detail/context.hpp — what a running task knows about where it runs.
 #pragma once
 
+#include <stop_token>
 #include <string_view>
 
 namespace durable {
@@ -15,6 +16,10 @@ struct call_context {
   runtime* rt = nullptr;
   call_context* parent = nullptr;
   std::string_view name;
+  /// Where a stop request reaches the work; null when nothing can stop it (the fast path).
+  const std::stop_token* stop = nullptr;
+
+  [[nodiscard]] bool stop_requested() const noexcept { return stop != nullptr && stop->stop_requested(); }
 };
 
 }  // namespace durable::detail

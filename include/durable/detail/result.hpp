@@ -101,6 +101,10 @@ class result {
     value_.reset();
     fault_ = make_fault(std::move(f));
   }
+  void set_fault(fault_ptr f) noexcept {
+    value_.reset();
+    fault_ = std::move(f);
+  }
   /// Builds the fault `make()` returns directly in its final place (no intermediate moves).
   template <class Make>
   void emplace_fault(Make&& make) noexcept {
