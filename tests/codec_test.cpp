@@ -107,6 +107,12 @@ struct percent {
   friend bool operator==(const percent&, const percent&) = default;
 };
 
+/// A hand-written codec that declares no minimum size: containers cannot assume one byte each.
+struct celsius {
+  double degrees = 0;
+  friend bool operator==(const celsius&, const celsius&) = default;
+};
+
 /// A recursive type: recursion goes through std::vector.
 struct tree {
   std::int32_t value = 0;
@@ -164,6 +170,16 @@ struct durable::codec<percent> {
     return percent{v};
   }
   static constexpr std::size_t min_encoded_size() { return 1; }
+};
+
+template <>
+struct durable::codec<celsius> {
+  static void encode(const celsius& c, durable::byte_writer& out) {
+    durable::codec<double>::encode(c.degrees, out);
+  }
+  static celsius decode(durable::byte_reader& in) {
+    return celsius{durable::codec<double>::decode(in)};
+  }
 };
 
 namespace {
@@ -405,6 +421,15 @@ TEST_CASE("a hand-written codec specialisation is used, inside containers too", 
   CHECK(durable::encode(percent{42}) == make_bytes({42}));
   CHECK(decode_failure<std::vector<percent>>(make_bytes({2, 10, 101})) ==
         "durable: cannot decode percent at byte offset 2: above 100");
+}
+
+TEST_CASE("a hand-written codec without a declared minimum size is still bounded", "[codec]") {
+  check_round_trip(std::vector<celsius>{{-40.0}, {100.0}});
+  CHECK_THROWS_AS(durable::decode<std::vector<celsius>>(varint(std::uint64_t{1} << 60)),
+                  durable::decode_error);
+  // 200 elements that each need 8 bytes, in 200 bytes: the count passes, the input runs out.
+  CHECK_THROWS_AS(durable::decode<std::vector<celsius>>(concat({varint(200), bytes(200)})),
+                  durable::decode_error);
 }
 
 TEST_CASE("a recursive user type round trips", "[codec]") {

@@ -318,25 +318,33 @@ constexpr std::size_t min_encoded_size() {
 
 /// Access to the readers' and writers' limit counters, for the container codecs.
 struct codec_access {
+  // Plain (non-template) functions touch the counters, so that clang never sees a private
+  // field as unused in a translation unit that only encodes or only decodes.
+  static void enter(byte_reader& in, std::string_view what) {
+    if (in.depth_ == codec_limits::max_depth) {
+      throw decode_error(what, in.offset(),
+                         "containers nested deeper than " +
+                             std::to_string(codec_limits::max_depth) + " levels");
+    }
+    ++in.depth_;
+  }
+  static void enter(byte_writer& out, std::string_view /*what*/) {
+    if (out.depth_ == codec_limits::max_depth) {
+      throw std::length_error("durable::encode: containers nested deeper than " +
+                              std::to_string(codec_limits::max_depth) +
+                              " levels could not be decoded");
+    }
+    ++out.depth_;
+  }
+  static void leave(byte_reader& in) noexcept { --in.depth_; }
+  static void leave(byte_writer& out) noexcept { --out.depth_; }
+
   /// Counts one level of container nesting for as long as it lives.
   template <class Stream>
   class nesting {
    public:
-    nesting(Stream& stream, std::string_view what) : stream_(stream) {
-      if (stream_.depth_ == codec_limits::max_depth) {
-        if constexpr (std::is_same_v<Stream, byte_reader>) {
-          throw decode_error(what, stream_.offset(),
-                             "containers nested deeper than " +
-                                 std::to_string(codec_limits::max_depth) + " levels");
-        } else {
-          throw std::length_error(
-              "durable::encode: containers nested deeper than " +
-              std::to_string(codec_limits::max_depth) + " levels could not be decoded");
-        }
-      }
-      ++stream_.depth_;
-    }
-    ~nesting() { --stream_.depth_; }
+    nesting(Stream& stream, std::string_view what) : stream_(stream) { enter(stream_, what); }
+    ~nesting() { leave(stream_); }
     nesting(const nesting&) = delete;
     nesting& operator=(const nesting&) = delete;
 
