@@ -314,8 +314,15 @@ class runtime {
       p.next = &spawned_;
       spawned_.prev->next = &p;
       spawned_.prev = &p;
+      // On workers, through the shared queue: a fan-out's children must be free to run on
+      // different threads, not queued behind each other on the thread that started them.
+      if (!workers_.empty()) ready_.push_back(root.handle);
     }
-    post(root.handle);
+    if (workers_.empty()) {
+      post(root.handle);
+    } else {
+      wake_.notify_one();
+    }
   }
 
   /// Called by an adopted root as it ends.
@@ -570,7 +577,9 @@ class runtime {
     // Other threads driving this runtime may be asleep: wake them if there is work they can
     // take, or if the manual clock may now jump (it waits for every thread to be idle).
     if (!ready_.empty() || (busy_ == 0 && live_timers() != 0)) wake_.notify_all();
-    if (busy_ == 0 && !workers_.empty()) idle_.notify_all();  // run_until_idle may be waiting
+    // run_until_idle may be waiting: wake it only when its condition holds, not after every item
+    // (with one worker, busy_ is 0 after each one).
+    if (busy_ == 0 && !workers_.empty() && ready_.empty() && live_timers() == 0) idle_.notify_all();
   }
 
   manual_clock* manual_ = nullptr;
