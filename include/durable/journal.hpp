@@ -58,7 +58,7 @@ enum class journal_damage : std::uint8_t {
     case journal_damage::not_a_journal: return "not a durable journal";
     case journal_damage::unsupported_version: return "unsupported format version";
     case journal_damage::corrupt_header: return "corrupt header";
-    case journal_damage::corrupt_record: return "corrupt record followed by valid records";
+    case journal_damage::corrupt_record: return "corrupt record (valid records follow)";
   }
   return "unknown damage";
 }
