@@ -1,0 +1,222 @@
+// durable/journal_records.hpp — what the runtime writes to a journal, and reading it back.
+//
+// A journal holds four kinds of records, each encoded with durable::codec (journal record
+// type numbers are stable: they are in files):
+//   1 invocation_started  an invocation's id, function and encoded arguments, before it runs
+//   2 call_completed      a call's outcome (value or failure), before its caller resumes
+//   3 wait_scheduled      a call's retry wait or a sleep, as an absolute wake-up time
+//   4 invocation_reset    the code no longer matched the journal: progress forgotten
+// A call is named by its invocation id and its path: the positions of it and its ancestors
+// among their parents' calls and sleeps ([0] is the invocation's own call).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "clock.hpp"
+#include "codec.hpp"
+#include "error.hpp"
+#include "journal.hpp"
+#include "status.hpp"
+
+namespace durable {
+
+/// The record types the runtime writes (the journal's `type` byte).
+enum class journal_record_type : std::uint8_t {
+  invocation_started = 1,
+  call_completed = 2,
+  wait_scheduled = 3,
+  invocation_reset = 4,
+};
+
+/// Where a call sits in its invocation: its position among its parent's calls and sleeps, and
+/// its parent's, up to the invocation's own call ([0]).
+using call_path = std::vector<std::uint32_t>;
+
+/// Written before an invocation's code runs.
+struct invocation_started_record {
+  std::string id;
+  std::string function;
+  std::vector<std::byte> arguments;  ///< the encoded std::tuple of the decayed arguments
+};
+
+/// Written when a call ends, before its caller resumes past it.
+struct call_completed_record {
+  std::string id;
+  call_path path;
+  std::string function;
+  status code = status::ok;                            ///< ok: `value` holds the encoded result
+  failure_reason reason = failure_reason::fatal_status;  ///< for a failure
+  std::uint32_t attempts = 0;
+  std::string message;            ///< for a failure: what() of the failure
+  std::vector<std::byte> value;  ///< for a success: the encoded value (std::monostate for void)
+};
+
+/// What a wait is for.
+enum class wait_kind : std::uint8_t { retry = 1, sleep = 2 };
+
+/// Written when a call schedules a retry, or a task in an invocation starts a sleep.
+struct wait_scheduled_record {
+  std::string id;
+  call_path path;
+  wait_kind kind = wait_kind::retry;
+  std::uint32_t attempt = 0;  ///< for a retry: the attempt that failed
+  status last = status::ok;   ///< for a retry: how it failed
+  std::int64_t wake_at_ns = 0;  ///< since the epoch of durable::time_point
+
+  [[nodiscard]] time_point wake_at() const noexcept { return time_point(std::chrono::nanoseconds(wake_at_ns)); }
+};
+
+/// Written when an invocation's recorded progress is forgotten (`incompatible_state`).
+struct invocation_reset_record {
+  std::string id;
+  std::string reason;
+};
+
+}  // namespace durable
+
+template <>
+struct durable::codec<durable::invocation_started_record>
+    : durable::fields<&durable::invocation_started_record::id, &durable::invocation_started_record::function,
+                      &durable::invocation_started_record::arguments> {};
+template <>
+struct durable::codec<durable::call_completed_record>
+    : durable::fields<&durable::call_completed_record::id, &durable::call_completed_record::path,
+                      &durable::call_completed_record::function, &durable::call_completed_record::code,
+                      &durable::call_completed_record::reason, &durable::call_completed_record::attempts,
+                      &durable::call_completed_record::message, &durable::call_completed_record::value> {};
+template <>
+struct durable::codec<durable::wait_scheduled_record>
+    : durable::fields<&durable::wait_scheduled_record::id, &durable::wait_scheduled_record::path,
+                      &durable::wait_scheduled_record::kind, &durable::wait_scheduled_record::attempt,
+                      &durable::wait_scheduled_record::last, &durable::wait_scheduled_record::wake_at_ns> {};
+template <>
+struct durable::codec<durable::invocation_reset_record>
+    : durable::fields<&durable::invocation_reset_record::id, &durable::invocation_reset_record::reason> {};
+
+namespace durable {
+
+/// Where an invocation stands, according to its journal.
+enum class invocation_state : std::uint8_t {
+  running,    ///< started, not finished (after a crash: to be recovered)
+  succeeded,  ///< its call completed with a value
+  failed,     ///< its call gave up
+};
+
+[[nodiscard]] constexpr std::string_view to_string(invocation_state s) noexcept {
+  switch (s) {
+    case invocation_state::running: return "running";
+    case invocation_state::succeeded: return "succeeded";
+    case invocation_state::failed: return "failed";
+  }
+  return "unknown";
+}
+
+/// One invocation, as the journal tells it (since its last reset, if any).
+struct invocation_summary {
+  invocation_started_record started;
+  invocation_state state = invocation_state::running;
+  /// Completed calls, by path (the invocation's own call is [0]).
+  std::map<call_path, call_completed_record> completed;
+  /// The latest wait of each call or sleep, by path.
+  std::map<call_path, wait_scheduled_record> waits;
+  std::uint32_t resets = 0;
+
+  /// The invocation's own call's completion, if it finished.
+  [[nodiscard]] const call_completed_record* outcome() const {
+    const auto it = completed.find(call_path{0});
+    return it == completed.end() ? nullptr : &it->second;
+  }
+  /// Attempts of its own call so far: recorded at completion, else the retries waited for + 1.
+  [[nodiscard]] std::uint32_t attempts() const {
+    if (const auto* done = outcome()) return done->attempts;
+    const auto it = waits.find(call_path{0});
+    return it == waits.end() ? 1 : it->second.attempt + 1;
+  }
+  /// The status its own call last failed with (ok if it never failed).
+  [[nodiscard]] status last_status() const {
+    if (const auto* done = outcome()) return done->code;
+    const auto it = waits.find(call_path{0});
+    return it == waits.end() ? status::ok : it->second.last;
+  }
+  /// The earliest wake-up among its pending waits (calls not completed yet), if any.
+  [[nodiscard]] std::optional<time_point> next_wake_up() const {
+    if (state != invocation_state::running) return std::nullopt;
+    std::optional<time_point> next;
+    for (const auto& [path, wait] : waits) {
+      if (completed.contains(path)) continue;
+      if (!next || wait.wake_at() < *next) next = wait.wake_at();
+    }
+    return next;
+  }
+};
+
+/// Every invocation of a journal's records, by id, in the order they were started.
+struct journal_summary {
+  std::vector<std::string> order;
+  std::map<std::string, invocation_summary> invocations;
+  /// Records of a type this version does not know (skipped).
+  std::size_t unknown_records = 0;
+};
+
+/// Reads the runtime's records. A record that does not decode is a `decode_error`; a record
+/// about an invocation that was never started is a `journal_error`.
+[[nodiscard]] inline journal_summary summarize(std::span<const journal_record> records) {
+  journal_summary out;
+  auto find = [&out](const std::string& id) -> invocation_summary& {
+    const auto it = out.invocations.find(id);
+    if (it == out.invocations.end()) {
+      throw journal_error("durable: the journal has a record for invocation '" + id +
+                          "', which it never started");
+    }
+    return it->second;
+  };
+  for (const journal_record& r : records) {
+    switch (static_cast<journal_record_type>(r.type)) {
+      case journal_record_type::invocation_started: {
+        auto started = decode<invocation_started_record>(r.payload);
+        if (!out.invocations.contains(started.id)) out.order.push_back(started.id);
+        invocation_summary& s = out.invocations[started.id];
+        s.started = std::move(started);
+        break;
+      }
+      case journal_record_type::call_completed: {
+        auto done = decode<call_completed_record>(r.payload);
+        invocation_summary& s = find(done.id);
+        if (done.path == call_path{0}) {
+          s.state = done.code == status::ok ? invocation_state::succeeded : invocation_state::failed;
+        }
+        s.completed[done.path] = std::move(done);
+        break;
+      }
+      case journal_record_type::wait_scheduled: {
+        auto wait = decode<wait_scheduled_record>(r.payload);
+        invocation_summary& s = find(wait.id);
+        s.waits[wait.path] = std::move(wait);
+        break;
+      }
+      case journal_record_type::invocation_reset: {
+        const auto reset = decode<invocation_reset_record>(r.payload);
+        invocation_summary& s = find(reset.id);
+        s.completed.clear();
+        s.waits.clear();
+        s.state = invocation_state::running;
+        ++s.resets;
+        break;
+      }
+      default:
+        ++out.unknown_records;
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace durable
