@@ -31,6 +31,9 @@ inline void print_events(durable::runtime& rt) {
         std::printf("[%8.3fs] %s: gave up after attempt %u: %s\n", at, name.c_str(), e.attempt,
                     std::string(durable::to_string(e.code)).c_str());
         break;
+      case durable::event_kind::restarted:
+        std::printf("[%8.3fs] %s: the code changed: starting again from scratch\n", at, name.c_str());
+        break;
     }
   });
 }

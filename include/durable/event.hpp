@@ -18,6 +18,8 @@ enum class event_kind : std::uint8_t {
   retry_scheduled,  ///< after attempt `attempt` failed with `code`, the next one starts after `delay`
   succeeded,        ///< attempt `attempt` produced the call's value
   failed,           ///< the call gave up after attempt `attempt`, with final status `code`
+  restarted,        ///< a journaled invocation's code no longer matched its journal (`code` is
+                    ///< incompatible_state): its progress was forgotten and it starts again
 };
 
 /// A short name for an event kind ("retry_scheduled").
@@ -28,6 +30,7 @@ enum class event_kind : std::uint8_t {
     case event_kind::retry_scheduled: return "retry_scheduled";
     case event_kind::succeeded: return "succeeded";
     case event_kind::failed: return "failed";
+    case event_kind::restarted: return "restarted";
   }
   return "unknown";
 }

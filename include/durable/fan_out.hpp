@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "detail/context.hpp"
+#include "detail/invocation.hpp"
 #include "detail/result.hpp"
 #include "error.hpp"
 #include "runtime.hpp"
@@ -71,6 +72,22 @@ class fan_out_state {
     if (parent != nullptr && parent->stop_possible()) link_.emplace(*parent, forward_stop{&source_});
   }
 
+  /// In a journaled invocation: the fan-out takes one position in `parent`, and child i's calls
+  /// are numbered under [that position, i].
+  void journal_under(journal_scope* parent) {
+    if (parent == nullptr) return;
+    base_ = parent->next_child();
+    parent->retain();
+    parent_scope_ = scope_ref(parent);
+  }
+  /// The scope of child `index` (empty outside a journaled invocation).
+  [[nodiscard]] scope_ref child_scope(std::size_t index) const {
+    if (!parent_scope_) return {};
+    call_path path = base_;
+    path.push_back(static_cast<std::uint32_t>(index));
+    return scope_ref(new journal_scope(parent_scope_->invocation(), std::move(path), parent_scope_.get()));
+  }
+
   runtime* rt = nullptr;
   std::coroutine_handle<> waiter;
   /// What the children's contexts point at.
@@ -83,6 +100,8 @@ class fan_out_state {
   std::stop_source source_;
   std::stop_token token_ = source_.get_token();
   std::optional<std::stop_callback<forward_stop>> link_;
+  scope_ref parent_scope_;
+  call_path base_;
 };
 
 using root_handle = std::coroutine_handle<root_task::promise_type>;
@@ -93,7 +112,8 @@ template <class T, class Policy>
 root_task run_fan_out_child(durable_task<T, Policy> task, fan_out_state* state, result<T>* slot, std::size_t index) {
   {
     durable_task<T, Policy> owned = std::move(task);
-    call_context context{state->rt, nullptr, {}, &state->token()};
+    const scope_ref scope = state->child_scope(index);
+    call_context context{state->rt, nullptr, {}, &state->token(), scope.get()};
     result<T>& out = co_await outcome_awaiter<T, Policy>{owned.handle(), &context};
     slot->take_from(out);
   }  // the child's frames are gone before the fan-out can resume
@@ -139,6 +159,7 @@ class fan_out_launch {
     state_.rt = ctx->rt;
     state_.waiter = h;
     state_.link(ctx->stop);  // a stop already requested stops the children before they start
+    state_.journal_under(ctx->scope);
     started_ = true;
     start_all(*ctx->rt, roots_);
   }

@@ -15,10 +15,13 @@
 
 #include "detail/context.hpp"
 #include "detail/guarded_attempt.hpp"
+#include "detail/invocation.hpp"
 #include "detail/result.hpp"
 #include "detail/stoppable_wait.hpp"
+#include "codec.hpp"
 #include "error.hpp"
 #include "event.hpp"
+#include "journal_records.hpp"
 #include "retry_policy.hpp"
 #include "runtime.hpp"
 #include "status.hpp"
@@ -44,6 +47,12 @@ class retry_schedule {
   /// Called when the first attempt starts (the deadline counts from there).
   void start(runtime& rt) {
     if (policy_.max_elapsed > std::chrono::nanoseconds::zero()) deadline_ = add_saturating(rt.now(), policy_.max_elapsed);
+  }
+
+  /// After a restart: the schedule as it would be after `attempts` failed attempts (their
+  /// base delays; the jitter they drew is not replayed).
+  void fast_forward(std::uint32_t attempts) noexcept {
+    for (std::uint32_t i = 0; i < attempts; ++i) base_ = next_base_delay(policy_, base_);
   }
 
   /// The policy's attempt_timeout (zero: none).
@@ -148,6 +157,123 @@ class fresh_arguments {
   std::conditional_t<inline_copy, std::optional<tuple>, tuple*> copy_{};
 };
 
+/// What a call's value is journaled as: itself, or std::monostate for void.
+template <class T>
+using journal_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+/// A call's side of the journal when it runs in a journaled invocation (empty otherwise): its
+/// path, the scope of its current attempt, and the records it reads and writes.
+class call_journal {
+ public:
+  explicit operator bool() const noexcept { return static_cast<bool>(call_); }
+
+  /// Takes this call's path: the next position in the scope of the code that made the call.
+  void enter(journal_scope& parent) {
+    call_ = scope_ref(new journal_scope(parent.invocation(), parent.next_child(), &parent));
+  }
+
+  /// The scope the next attempt runs in (the previous attempt's may no longer write).
+  [[nodiscard]] journal_scope* begin_attempt() {
+    if (attempt_) attempt_->abandon();
+    attempt_ = scope_ref(new journal_scope(call_->invocation(), call_->path(), call_.get()));
+    return attempt_.get();
+  }
+
+  /// True if the journal recorded this call's completion. A sleep or a call of another function
+  /// recorded at this path means the code changed: a journal mismatch is thrown.
+  [[nodiscard]] bool completed(std::string_view name) const {
+    const invocation_journal& inv = call_->invocation();
+    if (const auto done = inv.completed(call_->path())) {
+      if (done->function != name) {
+        throw journal_mismatch(call_->path(), "a call of '" + done->function + "'",
+                               "a call of '" + std::string(name) + "'");
+      }
+      return true;
+    }
+    if (const auto wait = inv.wait(call_->path()); wait && wait->kind != wait_kind::retry) {
+      throw journal_mismatch(call_->path(), "a sleep", "a call of '" + std::string(name) + "'");
+    }
+    return false;
+  }
+
+  /// The recorded outcome of this call: its value, or its failure thrown again.
+  template <class T>
+  T replay(std::string_view name) const {
+    const call_completed_record done = *call_->invocation().completed(call_->path());
+    if (done.code != status::ok) throw failure(done.code, done.reason, done.attempts, name, nullptr, done.message);
+    if constexpr (std::is_void_v<T>) {
+      static_cast<void>(decode<std::monostate>(done.value));
+    } else if constexpr (encodable<T>) {
+      return decode<T>(done.value);
+    } else {
+      throw unjournaled_type();
+    }
+  }
+
+  /// The attempt that failed before this call's recorded retry wait (0: none recorded).
+  [[nodiscard]] std::uint32_t recorded_retry() const {
+    const auto wait = call_->invocation().wait(call_->path());
+    return wait && wait->kind == wait_kind::retry ? wait->attempt : 0;
+  }
+  /// How long until the recorded retry is due (zero if it is past).
+  [[nodiscard]] std::chrono::nanoseconds until_recorded_retry(runtime& rt) const {
+    const auto wait = call_->invocation().wait(call_->path());
+    return std::max(wait->wake_at() - rt.now(), std::chrono::nanoseconds::zero());
+  }
+
+  /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner).
+  void waiting(std::uint32_t attempt, status last, time_point wake_at) {
+    if (call_->abandoned()) return;
+    call_->invocation().append(journal_record_type::wait_scheduled,
+                               wait_scheduled_record{call_->invocation().id(), call_->path(), wait_kind::retry,
+                                                     attempt, last, wake_at.time_since_epoch().count()},
+                               false);
+  }
+
+  /// Journals the call's value, durably, before its caller resumes.
+  template <class T, class Value>
+  void succeeded(std::string_view name, std::uint32_t attempts, const Value& value) {
+    if (call_->abandoned()) return;
+    call_completed_record done{call_->invocation().id(), call_->path(), std::string(name)};
+    done.attempts = attempts;
+    if constexpr (std::is_void_v<T>) {
+      done.value = encode(std::monostate{});
+    } else if constexpr (encodable<T>) {
+      if constexpr (std::is_reference_v<T>) {
+        done.value = encode(*value);
+      } else {
+        done.value = encode(value);
+      }
+    } else {
+      throw unjournaled_type();
+    }
+    call_->invocation().complete(std::move(done));
+  }
+
+  /// Journals the call's failure, durably, before its caller sees it. A cancellation is not
+  /// journaled (after a restart the call runs again), nor a journal mismatch (the invocation
+  /// starts over anyway).
+  void failed(const failure& f) {
+    if (call_->abandoned() || f.reason() == failure_reason::cancelled || f.code() == status::incompatible_state) return;
+    call_completed_record done{call_->invocation().id(), call_->path(), std::string(f.function_name())};
+    done.code = f.code();
+    done.reason = f.reason();
+    done.attempts = f.attempts();
+    done.message = f.what();
+    call_->invocation().complete(std::move(done));
+  }
+
+ private:
+  static failure unjournaled_type() {
+    return failure(status::invalid_argument, failure_reason::fatal_status, 1, {}, nullptr,
+                   "a call in a journaled invocation returns a type without a durable::codec: "
+                   "specialise durable::codec for it so that its result can be journaled");
+  }
+
+  scope_ref call_;
+  scope_ref attempt_;
+};
+
 /// Everything a call owns: its name, its retry state, its own copy of the callable and of the
 /// arguments. One parameter, so that the call's frame holds each of them once.
 template <class F, class... Args>
@@ -157,6 +283,8 @@ struct call_spec {
   retry_schedule schedule;
   [[no_unique_address]] F callable;
   std::tuple<Args...> args;
+  /// Empty unless the call runs in a journaled invocation.
+  call_journal journal{};
 };
 
 /// After a failed attempt: either throws the call's durable::failure, or frees the fault and
@@ -169,12 +297,22 @@ retry_awaiter plan_retry(Spec& spec, call_context& context, std::uint32_t attemp
   if (!next.give_up && context.stop_requested()) next.give_up = failure_reason::cancelled;
   if (next.give_up) {
     rt.emit(event_kind::failed, spec.context.name, attempt, failed->code);
-    throw failure(failed->code, *next.give_up, attempt, spec.context.name, failed->exception, failed->message);
+    failure gave_up(failed->code, *next.give_up, attempt, spec.context.name, failed->exception, failed->message);
+    if (spec.journal) spec.journal.failed(gave_up);
+    throw gave_up;
   }
   rt.emit(event_kind::retry_scheduled, spec.context.name, attempt, failed->code, next.delay);
+  if (spec.journal) spec.journal.waiting(attempt, failed->code, add_saturating(rt.now(), next.delay));
   const status last = failed->code;
   failed.reset();  // the fault is not kept while the call waits
   return retry_awaiter{&rt, next.delay, &context, last};
+}
+
+/// After a restart: waits until the retry the journal recorded for this call is due. (A function,
+/// not a braced awaiter in the co_await: see CPP_NOTES, GCC 100611.)
+template <class Spec>
+retry_awaiter resume_recorded_retry(Spec& spec, call_context& context) {
+  return retry_awaiter{context.rt, spec.journal.until_recorded_retry(*context.rt), &context, status::permanent_error};
 }
 
 /// Ends a call that a stop request reached between attempts: never retried.
@@ -241,6 +379,7 @@ Task run_call(call_spec<F, Args...> spec) {
     context.parent = self.ctx;
     context.rt = self.ctx != nullptr ? self.ctx->rt : nullptr;
     context.stop = self.ctx != nullptr ? self.ctx->stop : nullptr;
+    if (self.ctx != nullptr && self.ctx->scope != nullptr) spec.journal.enter(*self.ctx->scope);
   }
   if (context.rt == nullptr) {
     throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
@@ -249,7 +388,22 @@ Task run_call(call_spec<F, Args...> spec) {
 
   if (context.stop_requested()) throw_call_cancelled(spec, context, 0, status::permanent_error);
 
-  for (std::uint32_t attempt = 1;; ++attempt) {
+  std::uint32_t attempt = 1;
+  if (spec.journal) {
+    // A call the journal saw complete returns what it returned, without running again; one it
+    // saw waiting for a retry goes on from there, at the recorded time.
+    if (spec.journal.completed(spec.context.name)) co_return spec.journal.template replay<T>(spec.context.name);
+    if (const std::uint32_t waited = spec.journal.recorded_retry(); waited != 0) {
+      attempt = waited + 1;
+      spec.schedule.fast_forward(waited);
+      if (const status stopped = co_await resume_recorded_retry(spec, context); stopped != status::ok) {
+        throw_call_cancelled(spec, context, waited, stopped);
+      }
+    }
+  }
+
+  for (;; ++attempt) {
+    if (spec.journal) context.scope = spec.journal.begin_attempt();
     context.rt->emit(event_kind::attempt_started, spec.context.name, attempt, status::ok);
     fault_ptr failed;
     {
@@ -271,6 +425,7 @@ Task run_call(call_spec<F, Args...> spec) {
       if (attempt_task.valid()) {
         result<T>& out = co_await outcome_awaiter<T, Policy>{attempt_task.handle(), &context};
         if (!out.has_fault()) {
+          if (spec.journal) spec.journal.template succeeded<T>(spec.context.name, attempt, out.storage());
           context.rt->emit(event_kind::succeeded, spec.context.name, attempt, status::ok);
           co_return out.take_value();
         }
@@ -341,6 +496,8 @@ class function {
   [[nodiscard]] constexpr std::string_view name() const noexcept { return name_; }
   /// The function's retry policy.
   [[nodiscard]] constexpr const retry_policy& policy() const noexcept { return policy_; }
+  /// The callable it wraps.
+  [[nodiscard]] constexpr const F& callable() const noexcept { return callable_; }
 
  private:
   std::string_view name_;

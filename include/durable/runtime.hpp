@@ -8,6 +8,8 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -21,12 +23,17 @@
 #include <vector>
 
 #include "clock.hpp"
+#include "codec.hpp"
 #include "detail/context.hpp"
+#include "detail/invocation.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
 #include "detail/trampoline.hpp"
 #include "error.hpp"
 #include "event.hpp"
+#include "journal.hpp"
+#include "journal_records.hpp"
+#include "policy.hpp"
 #include "status.hpp"
 #include "task.hpp"
 
@@ -43,6 +50,35 @@ struct runtime_options {
   /// deterministic unless it asks for threads). With workers, event callbacks may run on
   /// several threads at once.
   std::optional<unsigned> workers{};
+  /// Where journaled invocations (`runtime::start`) record their progress, to survive a crash;
+  /// null: no journal (`start` and `recover` are then errors). Not owned: it must outlive the
+  /// runtime.
+  journal* journal_store = nullptr;
+};
+
+class runtime;
+
+/// A journaled invocation, from `runtime::start`: its id, and its outcome once it has one
+/// (now, or in an earlier run of the program).
+template <class T>
+class invocation {
+ public:
+  /// The id it was started with.
+  [[nodiscard]] const std::string& id() const noexcept { return inv_->id(); }
+  /// True once it has finished, successfully or not.
+  [[nodiscard]] bool finished() const { return inv_->outcome().has_value(); }
+  /// Waits until it has finished (driving the runtime, like `run`) and returns its value, or
+  /// throws its `durable::failure` (whose cause is not kept across a restart).
+  T get();
+
+ private:
+  friend class runtime;
+  invocation(runtime& rt, std::shared_ptr<detail::invocation_journal> inv, std::string_view function)
+      : rt_(&rt), inv_(std::move(inv)), function_(function) {}
+
+  runtime* rt_;
+  std::shared_ptr<detail::invocation_journal> inv_;
+  std::string_view function_;
 };
 
 namespace detail {
@@ -155,6 +191,33 @@ struct run_state {
 
 /// Turns a task's fault into what `run` throws: a call's own durable::failure as it is;
 /// anything else as the failure of a plain task that ran once.
+/// The parameter types of a callable with one (non-template) call operator, or of a function.
+template <class F>
+struct parameters_of : parameters_of<decltype(&F::operator())> {};
+template <class R, class... A>
+struct parameters_of<R (*)(A...)> {
+  using tuple = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class C, class... A>
+struct parameters_of<R (C::*)(A...) const> {
+  using tuple = std::tuple<std::decay_t<A>...>;
+};
+template <class R, class C, class... A>
+struct parameters_of<R (C::*)(A...)> {
+  using tuple = std::tuple<std::decay_t<A>...>;
+};
+
+/// A callable whose parameters can be named (not a generic lambda).
+template <class F>
+concept has_parameters = requires { typename parameters_of<F>::tuple; };
+
+/// The body of a journaled invocation: the function's call on the decoded arguments, as a plain
+/// task, so that the call is the invocation's first (path [0]).
+template <class Function, class Tuple>
+durable_task<> invocation_body(Function f, Tuple args) {
+  co_await std::apply([&f](auto&... a) { return f(std::move(a)...); }, args);
+}
+
 [[noreturn]] inline void throw_root_failure(fault& f) {
   if (f.final && f.exception) std::rethrow_exception(f.exception);
   const failure_reason reason =
@@ -175,12 +238,12 @@ class runtime {
 
   /// A runtime on the real (system) clock.
   runtime() : runtime(runtime_options{}) {}
-  explicit runtime(runtime_options options) : rng_(seed_of(options)) {
+  explicit runtime(runtime_options options) : journal_(options.journal_store), rng_(seed_of(options)) {
     start_workers(options.workers.value_or(default_workers));
   }
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
-      : manual_(&clock), rng_(seed_of(options)) {
+      : manual_(&clock), journal_(options.journal_store), rng_(seed_of(options)) {
     start_workers(options.workers.value_or(0));
   }
 
@@ -249,6 +312,130 @@ class runtime {
   void spawn(durable_task<T, Policy> task, std::stop_token stop = {}) {
     if (!task.valid()) throw std::logic_error("durable::runtime::spawn: the task is empty (moved from?)");
     adopt(spawn_root(std::move(task), std::move(stop)));
+  }
+
+  /// Registers a `durable::function` by its name, so that `start` can run it in journaled
+  /// invocations and `recover` can find it again after a restart. A name registered twice is an
+  /// error (std::invalid_argument). Its parameters and result must have a `durable::codec`
+  /// (a compile error names the type that has none).
+  template <class Function>
+  void register_function(const Function& f) {
+    using callable = std::remove_cvref_t<decltype(f.callable())>;
+    static_assert(detail::has_parameters<callable>,
+                  "durable::runtime::register_function: the function's callable must have concrete "
+                  "parameter types (not a generic lambda): they are decoded from the journal");
+    if constexpr (detail::has_parameters<callable>) {
+      using args_tuple = typename detail::parameters_of<callable>::tuple;
+      static_assert(encodable<args_tuple>,
+                    "durable::runtime::register_function: every parameter type needs a durable::codec");
+      using task = decltype(std::apply(f, std::declval<args_tuple>()));
+      using value = typename task::value_type;
+      static_assert(std::is_void_v<value> || encodable<value>,
+                    "durable::runtime::register_function: the result type needs a durable::codec");
+      detail::require_encodable<args_tuple>();
+      if constexpr (!std::is_void_v<value>) detail::require_encodable<value>();
+      std::function<durable_task<>(std::span<const std::byte>)> make =
+          [f](std::span<const std::byte> bytes) { return detail::invocation_body(f, decode<args_tuple>(bytes)); };
+      std::lock_guard lock(mutex_);
+      if (!functions_.emplace(std::string(f.name()), std::move(make)).second) {
+        throw std::invalid_argument("durable::runtime::register_function: a function named '" +
+                                    std::string(f.name()) + "' is registered already");
+      }
+    }
+  }
+
+  /// Starts a journaled invocation of `f` (registered) with `args`, identified by `id` (an
+  /// idempotency key). The invocation and its arguments are durable in the journal before any
+  /// of its code runs. Starting an id that exists already runs nothing: it returns a handle to
+  /// that invocation (its arguments are ignored; another function is std::invalid_argument).
+  template <class Function, class... A>
+  auto start(std::string id, const Function& f, A&&... args) {
+    using callable = std::remove_cvref_t<decltype(f.callable())>;
+    using args_tuple = typename detail::parameters_of<callable>::tuple;
+    using value = typename decltype(std::apply(f, std::declval<args_tuple>()))::value_type;
+    if (journal_ == nullptr) {
+      throw std::logic_error("durable::runtime::start: the runtime has no journal (runtime_options::journal_store)");
+    }
+    std::shared_ptr<detail::invocation_journal> inv;
+    std::function<durable_task<>(std::span<const std::byte>)> make;
+    {
+      std::lock_guard lock(mutex_);
+      const auto found = functions_.find(std::string(f.name()));
+      if (found == functions_.end()) {
+        throw std::logic_error("durable::runtime::start: register_function(" + std::string(f.name()) +
+                               ") first, so that recovery after a restart can find it");
+      }
+      if (const auto existing = invocations_.find(id); existing != invocations_.end()) {
+        if (existing->second->started().function != f.name()) {
+          throw std::invalid_argument("durable::runtime::start: invocation '" + id + "' exists and runs '" +
+                                      existing->second->started().function + "', not '" + std::string(f.name()) + "'");
+        }
+        return invocation<value>(*this, existing->second, f.name());
+      }
+      invocation_started_record started{id, std::string(f.name()), encode(args_tuple(std::forward<A>(args)...))};
+      inv = std::make_shared<detail::invocation_journal>(*journal_, std::move(started));
+      invocations_.emplace(id, inv);
+      make = found->second;
+    }
+    try {
+      inv->append(journal_record_type::invocation_started, inv->started(), true);  // before any code runs
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      invocations_.erase(id);
+      throw;
+    }
+    adopt(invocation_root(inv, std::move(make), f.name()));
+    return invocation<value>(*this, std::move(inv), f.name());
+  }
+
+  /// Reads the journal and resumes every invocation that had not finished: calls it recorded
+  /// as completed return their recorded outcome without running, calls waiting for a retry go
+  /// on at their recorded time, the rest runs. Finished invocations become readable through
+  /// `start` with their id. Register every function first: an unfinished invocation of a name
+  /// that is not registered is a std::logic_error (and nothing is resumed).
+  void recover() {
+    if (journal_ == nullptr) throw std::logic_error("durable::runtime::recover: the runtime has no journal");
+    const journal_summary summary = summarize(journal_->records());
+    std::vector<std::pair<std::shared_ptr<detail::invocation_journal>, std::function<durable_task<>(std::span<const std::byte>)>>> resume;
+    {
+      std::lock_guard lock(mutex_);
+      for (const std::string& id : summary.order) {
+        const invocation_summary& s = summary.invocations.at(id);
+        if (s.state == invocation_state::running && !invocations_.contains(id) && !functions_.contains(s.started.function)) {
+          throw std::logic_error("durable::runtime::recover: invocation '" + id + "' runs '" + s.started.function +
+                                 "', which is not registered");
+        }
+      }
+      for (const std::string& id : summary.order) {
+        if (invocations_.contains(id)) continue;
+        const invocation_summary& s = summary.invocations.at(id);
+        auto inv = std::make_shared<detail::invocation_journal>(*journal_, s.started);
+        inv->load(s);
+        if (s.state != invocation_state::running) {
+          inv->done = true;
+        } else {
+          resume.emplace_back(inv, functions_.at(s.started.function));
+        }
+        invocations_.emplace(id, std::move(inv));
+      }
+    }
+    for (auto& [inv, make] : resume) {
+      const std::string_view name = registered_name(inv->started().function);
+      adopt(invocation_root(inv, std::move(make), name));
+    }
+  }
+
+  /// Waits until `inv` has finished, driving the runtime as `run` does.
+  void wait_for(detail::invocation_journal& inv) {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      throw std::logic_error("durable::invocation::get called from a task on the same runtime would wait for itself");
+    }
+    if (workers_.empty()) {
+      drive(&inv.done);
+    } else {
+      std::unique_lock lock(mutex_);
+      idle_.wait(lock, [&inv] { return inv.done; });
+    }
   }
 
   /// Runs everything that is ready or waiting on a timer until nothing is left.
@@ -454,6 +641,75 @@ class runtime {
     forget(co_await detail::root_probe{});
   }
 
+  // The name of a registered function, with the storage of the registry's key (stable: map
+  // nodes do not move).
+  std::string_view registered_name(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    return functions_.find(name)->first;
+  }
+
+  // Runs a journaled invocation until it has an outcome. A journal mismatch (the code changed)
+  // forgets its recorded progress and starts it again from scratch with its original input.
+  detail::root_task invocation_root(std::shared_ptr<detail::invocation_journal> inv,
+                                    std::function<durable_task<>(std::span<const std::byte>)> make,
+                                    std::string_view name) {
+    for (;;) {
+      detail::scope_ref scope(new detail::journal_scope(*inv, {}, nullptr));
+      detail::call_context context{this, nullptr, {}, nullptr, scope.get()};
+      durable_task<> body;
+      std::optional<call_completed_record> unjournaled;  // an outcome the call did not journal
+      try {
+        body = make(inv->started().arguments);
+      } catch (const std::exception& e) {  // the arguments do not decode: nothing can run
+        unjournaled = root_failure_record(*inv, status::invalid_argument, failure_reason::fatal_status, e.what());
+      }
+      bool mismatch = false;
+      if (body.valid()) {
+        detail::result<void>& out = co_await detail::outcome_awaiter<void, default_policy>{body.handle(), &context};
+        if (out.has_fault()) {
+          const detail::fault& f = out.get_fault();
+          mismatch = f.final && f.code == status::incompatible_state;
+          if (!mismatch && !inv->completed(call_path{0})) {
+            unjournaled = root_failure_record(*inv, f.code, f.reason, describe_fault(f));
+          }
+        }
+      }
+      if (!mismatch) {
+        if (auto done = inv->completed(call_path{0})) {
+          inv->set_outcome(std::move(*done));
+        } else {
+          inv->set_outcome(std::move(*unjournaled));
+        }
+        break;
+      }
+      inv->reset("the code no longer matches the journal");
+      emit(event_kind::restarted, name, 0, status::incompatible_state);
+    }
+    finish(inv->done);
+    forget(co_await detail::root_probe{});
+  }
+
+  static call_completed_record root_failure_record(const detail::invocation_journal& inv, status code,
+                                                   failure_reason reason, std::string message) {
+    call_completed_record r{inv.id(), call_path{0}, inv.started().function};
+    r.code = code == status::ok ? status::permanent_error : code;
+    r.reason = reason;
+    r.attempts = 1;
+    r.message = std::move(message);
+    return r;
+  }
+
+  static std::string describe_fault(const detail::fault& f) {
+    if (!f.exception) return f.message;
+    try {
+      std::rethrow_exception(f.exception);
+    } catch (const std::exception& e) {
+      return e.what();
+    } catch (...) {
+      return "an exception not derived from std::exception";
+    }
+  }
+
   void finish(bool& done) {
     {
       std::lock_guard lock(mutex_);
@@ -583,6 +839,9 @@ class runtime {
   }
 
   manual_clock* manual_ = nullptr;
+  journal* journal_ = nullptr;
+  std::map<std::string, std::function<durable_task<>(std::span<const std::byte>)>> functions_;
+  std::map<std::string, std::shared_ptr<detail::invocation_journal>> invocations_;
   std::mt19937_64 rng_;
   std::deque<std::function<void(const event&)>> callbacks_;
 
@@ -603,5 +862,17 @@ class runtime {
 namespace detail {
 inline void cancellable_wait::canceller::operator()() const noexcept { rt->cancel(*wait); }
 }  // namespace detail
+
+template <class T>
+T invocation<T>::get() {
+  rt_->wait_for(*inv_);
+  const call_completed_record done = *inv_->outcome();
+  if (done.code != status::ok) throw failure(done.code, done.reason, done.attempts, function_, nullptr, done.message);
+  if constexpr (std::is_void_v<T>) {
+    static_cast<void>(decode<std::monostate>(done.value));
+  } else {
+    return decode<T>(done.value);
+  }
+}
 
 }  // namespace durable

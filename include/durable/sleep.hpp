@@ -8,6 +8,7 @@
 
 #include "clock.hpp"
 #include "detail/context.hpp"
+#include "detail/invocation.hpp"
 #include "detail/stoppable_wait.hpp"
 #include "error.hpp"
 #include "runtime.hpp"
@@ -39,7 +40,29 @@ class sleep_awaiter {
       throw std::logic_error("durable::sleep_for / sleep_until: the task is not running on a durable::runtime");
     }
     stop_ = ctx->stop;
-    return wait_.suspend(*rt, stop_, relative_ ? add_saturating(rt->now(), for_) : until_, h);
+    time_point wake = relative_ ? add_saturating(rt->now(), for_) : until_;
+    if (ctx->scope != nullptr) wake = journaled_wake(*ctx->scope, wake);
+    return wait_.suspend(*rt, stop_, wake, h);
+  }
+
+  // In a journaled invocation a sleep has a path like a call: its first run records its wake-up
+  // time, and after a restart it ends at that time, not after a fresh interval.
+  static time_point journaled_wake(journal_scope& scope, time_point wake) {
+    const call_path path = scope.next_child();
+    invocation_journal& inv = scope.invocation();
+    if (const auto done = inv.completed(path)) {
+      throw journal_mismatch(path, "a call of '" + done->function + "'", "a sleep");
+    }
+    if (const auto recorded = inv.wait(path)) {
+      if (recorded->kind != wait_kind::sleep) throw journal_mismatch(path, "a retry wait", "a sleep");
+      return recorded->wake_at();
+    }
+    if (!scope.abandoned()) {
+      inv.append(journal_record_type::wait_scheduled,
+                 wait_scheduled_record{inv.id(), path, wait_kind::sleep, 0, status::ok, wake.time_since_epoch().count()},
+                 false);
+    }
+    return wake;
   }
 
   void await_resume() {

@@ -10,6 +10,8 @@ class runtime;
 
 namespace durable::detail {
 
+class journal_scope;
+
 /// Shared by a call (or a root task) and every plain task it awaits: the runtime that drives
 /// them and the call they belong to. Owned by the call's frame, so it outlives its attempts.
 struct call_context {
@@ -18,6 +20,8 @@ struct call_context {
   std::string_view name;
   /// Where a stop request reaches the work; null when nothing can stop it (the fast path).
   const std::stop_token* stop = nullptr;
+  /// Where the code is in a journaled invocation; null outside one (the fast path).
+  journal_scope* scope = nullptr;
 
   [[nodiscard]] bool stop_requested() const noexcept { return stop != nullptr && stop->stop_requested(); }
 };

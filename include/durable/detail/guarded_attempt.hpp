@@ -30,6 +30,7 @@
 #include "../status.hpp"
 #include "../task.hpp"
 #include "context.hpp"
+#include "invocation.hpp"
 #include "result.hpp"
 
 namespace durable::detail {
@@ -85,7 +86,7 @@ class join_ref {
 /// under the join's stop token, and hands its outcome to the call if the call still waits.
 template <class Task, class F, class... Args>
 root_task run_attempt_in_background(join_ref<typename Task::value_type> join, F callable,
-                                    std::tuple<Args...> args, std::string_view name) {
+                                    std::tuple<Args...> args, std::string_view name, scope_ref scope) {
   using T = typename Task::value_type;
   using Policy = typename Task::policy_type;
   {
@@ -97,7 +98,7 @@ root_task run_attempt_in_background(join_ref<typename Task::value_type> join, F 
       join->outcome.emplace_fault([] { return fault_from_current_exception<Policy>(); });
     }
     if (attempt.valid()) {
-      call_context context{join->rt, nullptr, name, &join->token};
+      call_context context{join->rt, nullptr, name, &join->token, scope.get()};
       result<T>& out = co_await outcome_awaiter<T, Policy>{attempt.handle(), &context};
       join->outcome.take_from(out);
     } else if (!join->outcome.has_fault()) {
@@ -141,7 +142,12 @@ class attempt_watch {
     wait_ = cancellable_wait::make({}, 2);  // held by this watch and by the join
     join_ = new attempt_join<T>(rt, wait_);
     join_ref<T> for_attempt(join_);
-    runner_ = run_attempt_in_background<Task>(std::move(for_attempt), callable, args, call_.name).handle;
+    scope_ref scope;
+    if (call_.scope != nullptr) {
+      call_.scope->retain();
+      scope = scope_ref(call_.scope);
+    }
+    runner_ = run_attempt_in_background<Task>(std::move(for_attempt), callable, args, call_.name, std::move(scope)).handle;
   }
 
   bool await_ready() const noexcept { return false; }
