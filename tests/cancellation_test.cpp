@@ -67,7 +67,7 @@ TEST_CASE("a call stopped before its first attempt never starts one", "[cancel][
                               ++attempts;
                               co_return;
                             }};
-  auto outer = [&f]() -> durable_task<> {
+  auto outer = []() -> durable_task<> {
     co_await durable::sleep_for(2s);  // the stop comes while this sleeps...
     co_return;
   };
@@ -91,6 +91,7 @@ TEST_CASE("a stop ends a call waiting for its retry at once, and it is not retri
                                 [&attempts]() -> durable_task<int> {
                                   ++attempts;
                                   co_yield durable::fail(status::temporary_error, "not yet");
+                                  co_return 0;
                                 },
                                 {.initial_delay = 1h, .max_delay = 1h, .jitter = durable::jitter::none}};
   std::stop_source source;

@@ -31,6 +31,7 @@ durable_task<int> value_after(std::chrono::nanoseconds delay, int value) {
 durable_task<int> failure_after(std::chrono::nanoseconds delay, status code) {
   co_await durable::sleep_for(delay);
   co_yield durable::fail(code, "failed after " + std::to_string(delay.count()) + " ns");
+  co_return 0;
 }
 
 durable_task<int> tracked_value_after(std::atomic<int>& live, std::chrono::nanoseconds delay, int value) {
@@ -144,7 +145,7 @@ TEST_CASE("a retryable failure inside a gather makes the enclosing call retry it
   durable::runtime rt{clock};
   int runs = 0;
   auto sometimes = [&runs]() -> durable_task<int> {
-    if (++runs == 1) co_yield durable::fail(status::temporary_error, "first run");
+    if (runs++ == 0) co_yield durable::fail(status::temporary_error, "first run");
     co_return 10;
   };
   const durable::function both{"both", [&]() -> durable_task<int> {

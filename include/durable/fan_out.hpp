@@ -279,6 +279,7 @@ durable_task<T, P> pick_one(fan_out_mode mode, std::vector<durable_task<T, P>> t
     co_return slots[winner].take_value();
   }
   co_yield forwarded_fault{f};
+  std::terminate();  // never reached: a task is not resumed after co_yield of a fault
 }
 
 template <class T, class P>

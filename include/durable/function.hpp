@@ -351,6 +351,7 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
     failed = watch.walked_away().release();
   }
   co_yield forwarded_fault{failed};
+  std::terminate();  // never reached: a task is not resumed after co_yield of a fault
 }
 
 /// What an attempt fails with when the callable returned an empty task. (Not built inline in
