@@ -16,7 +16,9 @@
 // incarnation runs unkilled). Then the round is checked.
 //
 // Scale: DURABLE_CRASH_KILLS (default 300) and DURABLE_CRASH_SECONDS (default 60) bound the
-// total number of kills and the time spent killing; DURABLE_CRASH_SEED seeds the delays.
+// total number of kills and the time spent killing; DURABLE_CRASH_MAX_DELAY_MS (default 15)
+// is the longest random delay before a kill (sanitized builds start slower and need more);
+// DURABLE_CRASH_SEED seeds the delays.
 #include <durable/durable.hpp>
 #include <durable/file_journal.hpp>
 #include <durable/journal_records.hpp>
@@ -302,7 +304,7 @@ int main() {
   std::filesystem::create_directories(root);
 
   std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<long> delay_us(0, 15'000);  // 0-15 ms
+  std::uniform_int_distribution<long> delay_us(0, 1000 * env_or("DURABLE_CRASH_MAX_DELAY_MS", 15));
   const auto began = std::chrono::steady_clock::now();
   totals t;
   int k = 0;
