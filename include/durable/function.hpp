@@ -200,7 +200,7 @@ class call_journal {
   template <class T>
   T replay(std::string_view name) const {
     const call_completed_record done = *call_->invocation().completed(call_->path());
-    if (done.code != status::ok) throw failure(done.code, done.reason, done.attempts, name, nullptr, done.message);
+    if (done.code != status::ok) throw recorded_failure(done, name);
     if constexpr (std::is_void_v<T>) {
       static_cast<void>(decode<std::monostate>(done.value));
     } else if constexpr (encodable<T>) {

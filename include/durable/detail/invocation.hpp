@@ -181,6 +181,22 @@ class scope_ref {
   journal_scope* scope_ = nullptr;
 };
 
+/// The durable::failure a journaled failed completion stands for, with the same code, reason,
+/// attempts, name and what() as the one that was journaled. The record keeps that failure's
+/// what(), whose "<name> failed with ..." prefix the failure's constructor adds again: it is
+/// taken off the recorded message first, so that what() is not doubled after a replay.
+[[nodiscard]] inline failure recorded_failure(const call_completed_record& done, std::string_view name) {
+  const failure bare(done.code, done.reason, done.attempts, name, nullptr);
+  const std::string_view prefix = bare.what();
+  std::string_view rest = done.message;
+  if (rest == prefix) {
+    rest = {};
+  } else if (rest.starts_with(prefix) && rest.substr(prefix.size()).starts_with(": ")) {
+    rest.remove_prefix(prefix.size() + 2);
+  }
+  return failure(done.code, done.reason, done.attempts, name, nullptr, rest);
+}
+
 /// The failure that tells the invocation's root that the code no longer matches the journal.
 /// Final, so that no call on the way up retries it; the root forgets the recorded progress and
 /// starts the invocation again from scratch.

@@ -1,0 +1,496 @@
+// Journaled invocations across a simulated crash: the runtime is destroyed while an invocation
+// is suspended (in a sleep or a retry wait), and a NEW runtime on the same journal recovers it.
+#include <catch2/catch.hpp>
+
+#include <durable/durable.hpp>
+#include <durable/file_journal.hpp>
+#include <durable/journal.hpp>
+#include <durable/journal_records.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+
+#include "journal_support.hpp"
+#include "support.hpp"
+
+using namespace std::chrono_literals;
+using durable::durable_task;
+
+namespace {
+
+/// Drives a runtime on a manual clock for `d` of virtual time: whatever is ready runs, and an
+/// invocation waiting for a later time stays suspended (the "crash" is destroying the runtime).
+void drive_for(durable::runtime& rt, std::chrono::nanoseconds d) {
+  auto tick = [](std::chrono::nanoseconds how_long) -> durable_task<> { co_await durable::sleep_for(how_long); };
+  rt.run(tick(d));
+}
+
+const durable::invocation_summary& summary_of(const durable::journal_summary& s, const std::string& id) {
+  return s.invocations.at(id);
+}
+
+// ---- a flow of three steps with a long sleep in the middle ----
+int step_runs[3] = {0, 0, 0};
+inline constexpr durable::function step{"jr.step", [](int i, std::string s) -> durable_task<std::string> {
+  ++step_runs[i];
+  co_return s + std::to_string(i);
+}};
+inline constexpr durable::function flow{"jr.flow", [](std::string in) -> durable_task<std::string> {
+  std::string a = co_await step(0, in);
+  co_await durable::sleep_for(1h);
+  std::string b = co_await step(1, a);
+  co_return co_await step(2, b);
+}};
+
+void reset_steps() { step_runs[0] = step_runs[1] = step_runs[2] = 0; }
+
+void register_flow(durable::runtime& rt) {
+  rt.register_function(step);
+  rt.register_function(flow);
+}
+
+// ---- a call that fails once and waits 10 minutes for its retry ----
+int flaky_runs = 0;
+inline constexpr durable::function flaky{
+    "jr.flaky",
+    [](int x) -> durable_task<int> {
+      if (++flaky_runs == 1) co_yield durable::fail(durable::status::temporary_error, "down");
+      co_return x * 2;
+    },
+    durable::retry_policy{.initial_delay = 10min, .max_delay = 1h, .jitter = durable::jitter::none}};
+inline constexpr durable::function retry_flow{"jr.retry_flow", [](int x) -> durable_task<int> {
+  co_return co_await flaky(x);
+}};
+
+// ---- a sleep, then a call ----
+int after_sleep_runs = 0;
+inline constexpr durable::function after_sleep{"jr.after_sleep", []() -> durable_task<int> {
+  ++after_sleep_runs;
+  co_return 7;
+}};
+inline constexpr durable::function sleep_flow{"jr.sleep_flow", []() -> durable_task<int> {
+  co_await durable::sleep_for(1h);
+  co_return co_await after_sleep();
+}};
+
+// ---- a call that fails for good, caught by its caller, which then sleeps ----
+int doomed_runs = 0;
+inline constexpr durable::function doomed{"jr.doomed", []() -> durable_task<int> {
+  ++doomed_runs;
+  co_yield durable::fail(durable::status::not_found, "no such thing");
+  co_return 0;
+}};
+struct seen_failure {
+  durable::status code = durable::status::ok;
+  durable::failure_reason reason = durable::failure_reason::fatal_status;
+  std::uint32_t attempts = 0;
+  std::string function;
+  std::string what;
+};
+std::vector<seen_failure> seen_failures;
+inline constexpr durable::function catching_flow{"jr.catching_flow", []() -> durable_task<std::string> {
+  std::string seen = "none";
+  try {
+    co_await doomed();
+  } catch (const durable::failure& f) {
+    seen_failures.push_back({f.code(), f.reason(), f.attempts(), std::string(f.function_name()), f.what()});
+    seen = std::string(durable::to_string(f.code()));
+  }
+  co_await durable::sleep_for(1h);
+  co_return seen;
+}};
+
+// ---- a flow whose code changes between two runs of the program ----
+int a_runs = 0;
+int b_runs = 0;
+inline constexpr durable::function call_a{"jr.a", [](std::string s) -> durable_task<std::string> {
+  ++a_runs;
+  co_return "a(" + s + ")";
+}};
+inline constexpr durable::function call_b{"jr.b", [](std::string s) -> durable_task<std::string> {
+  ++b_runs;
+  co_return "b(" + s + ")";
+}};
+inline constexpr durable::function changing_v1{"jr.changing", [](std::string in) -> durable_task<std::string> {
+  std::string r = co_await call_a(in);
+  co_await durable::sleep_for(1h);
+  co_return r;
+}};
+inline constexpr durable::function changing_v2{"jr.changing", [](std::string in) -> durable_task<std::string> {
+  std::string r = co_await call_b(in);
+  co_await durable::sleep_for(1h);
+  co_return r;
+}};
+
+// ---- gather inside an invocation ----
+int child_runs[3] = {0, 0, 0};
+inline constexpr durable::function child{"jr.child", [](int i) -> durable_task<int> {
+  ++child_runs[i];
+  co_return i * 100;
+}};
+durable_task<int> branch(int i) {
+  co_await durable::sleep_for(i * 1h);
+  co_return co_await child(i);
+}
+inline constexpr durable::function gather_flow{"jr.gather_flow", []() -> durable_task<int> {
+  auto [x, y] = co_await durable::gather(branch(1), branch(2));
+  co_return x + y;
+}};
+
+// ---- a nested call whose result type has no codec ----
+struct no_codec {
+  int v;
+};
+inline constexpr durable::function uncodable{"jr.uncodable", []() -> durable_task<no_codec> {
+  co_return no_codec{3};
+}};
+inline constexpr durable::function uncodable_flow{"jr.uncodable_flow", []() -> durable_task<int> {
+  const no_codec r = co_await uncodable();
+  co_return r.v;
+}};
+
+}  // namespace
+
+TEST_CASE("a call completed before a restart is not run again, and the invocation finishes", "[journaled]") {
+  reset_steps();
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    register_flow(rt);
+    auto inv = rt.start("one", flow, std::string("x"));
+    drive_for(rt, 1min);  // step 0 done, the flow sleeps for an hour
+    REQUIRE_FALSE(inv.finished());
+    REQUIRE(step_runs[0] == 1);
+    REQUIRE(step_runs[1] == 0);
+  }  // crash
+  durable::manual_clock clock{durable::time_point{} + 10min};
+  durable::runtime rt{clock, {.journal_store = &j}};
+  register_flow(rt);
+  rt.recover();
+  CHECK(rt.start("one", flow, std::string("ignored")).get() == "x012");
+  CHECK(step_runs[0] == 1);
+  CHECK(step_runs[1] == 1);
+  CHECK(step_runs[2] == 1);
+}
+
+TEST_CASE("a file journal reopened after a crash resumes the invocation without rerunning completed calls",
+          "[journaled]") {
+  reset_steps();
+  journal_support::temp_dir dir;
+  const auto path = dir.file("journal");
+  {
+    durable::file_journal j(path, {.sync = durable::sync_mode::every_record});
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    register_flow(rt);
+    auto inv = rt.start("file-one", flow, std::string("f"));
+    drive_for(rt, 1min);
+    REQUIRE_FALSE(inv.finished());
+  }  // crash: the runtime and the file go away
+  durable::file_journal j(path, {.sync = durable::sync_mode::every_record});
+  durable::manual_clock clock{durable::time_point{} + 10min};
+  durable::runtime rt{clock, {.journal_store = &j}};
+  register_flow(rt);
+  rt.recover();
+  CHECK(rt.start("file-one", flow, std::string("ignored")).get() == "f012");
+  CHECK(step_runs[0] == 1);
+  CHECK(step_runs[1] == 1);
+  CHECK(step_runs[2] == 1);
+  CHECK(clock.now() == durable::time_point{} + 1h);
+  const auto s = durable::summarize(j.records());
+  CHECK(summary_of(s, "file-one").state == durable::invocation_state::succeeded);
+}
+
+TEST_CASE("starting an existing id runs nothing and returns that invocation's result", "[journaled]") {
+  reset_steps();
+  durable::memory_journal j;
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  register_flow(rt);
+  CHECK(rt.start("same", flow, std::string("x")).get() == "x012");
+  const std::size_t records = j.records().size();
+  CHECK(rt.start("same", flow, std::string("other")).get() == "x012");
+  CHECK(step_runs[0] == 1);
+  CHECK(step_runs[1] == 1);
+  CHECK(step_runs[2] == 1);
+  CHECK(j.records().size() == records);
+}
+
+TEST_CASE("starting the id of an invocation finished before a restart returns its result", "[journaled]") {
+  reset_steps();
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    register_flow(rt);
+    REQUIRE(rt.start("done", flow, std::string("x")).get() == "x012");
+  }
+  const std::size_t records = j.records().size();
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  register_flow(rt);
+  rt.recover();
+  auto inv = rt.start("done", flow, std::string("other"));
+  CHECK(inv.finished());
+  CHECK(inv.get() == "x012");
+  CHECK(step_runs[0] == 1);
+  CHECK(step_runs[1] == 1);
+  CHECK(step_runs[2] == 1);
+  CHECK(j.records().size() == records);
+  CHECK(clock.now() == durable::time_point{});
+}
+
+TEST_CASE("a call waiting for a retry resumes with its attempt count at its recorded wake-up time", "[journaled]") {
+  flaky_runs = 0;
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(flaky);
+    rt.register_function(retry_flow);
+    auto inv = rt.start("retry", retry_flow, 21);
+    drive_for(rt, 1min);  // attempt 1 failed at 0; the retry is due at 10 min
+    REQUIRE_FALSE(inv.finished());
+    REQUIRE(flaky_runs == 1);
+  }  // crash
+  const auto before = durable::summarize(j.records());
+  const auto& waits = summary_of(before, "retry").waits;
+  REQUIRE(waits.contains(durable::call_path{0, 0}));
+  const durable::wait_scheduled_record recorded = waits.at(durable::call_path{0, 0});
+  REQUIRE(recorded.kind == durable::wait_kind::retry);
+  CHECK(recorded.attempt == 1);
+  CHECK(recorded.wake_at() == durable::time_point{} + 10min);
+
+  durable::manual_clock clock{durable::time_point{} + 5min};  // before the recorded time
+  durable::runtime rt{clock, {.journal_store = &j}};
+  test_support::recorder events(rt);
+  rt.register_function(flaky);
+  rt.register_function(retry_flow);
+  rt.recover();
+  CHECK(rt.start("retry", retry_flow, 0).get() == 42);
+  CHECK(flaky_runs == 2);
+  CHECK(clock.now() == recorded.wake_at());  // not 5 min + a fresh 10 min
+  std::vector<std::uint32_t> flaky_attempts;
+  for (const auto& e : events.of(durable::event_kind::attempt_started))
+    if (e.function_name == "jr.flaky") flaky_attempts.push_back(e.attempt);
+  CHECK(flaky_attempts == std::vector<std::uint32_t>{recorded.attempt + 1});
+}
+
+TEST_CASE("a durable sleep ends at its original wake-up time after a restart", "[journaled]") {
+  after_sleep_runs = 0;
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(after_sleep);
+    rt.register_function(sleep_flow);
+    auto inv = rt.start("sleeper", sleep_flow);
+    drive_for(rt, 1min);
+    REQUIRE_FALSE(inv.finished());
+  }  // crash
+  durable::manual_clock clock{durable::time_point{} + 20min};
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(after_sleep);
+  rt.register_function(sleep_flow);
+  rt.recover();
+  CHECK(rt.start("sleeper", sleep_flow).get() == 7);
+  CHECK(clock.now() == durable::time_point{} + 1h);  // not 20 min + 1 h
+  CHECK(after_sleep_runs == 1);
+}
+
+TEST_CASE("a recorded failure is replayed as the same durable::failure", "[journaled]") {
+  doomed_runs = 0;
+  seen_failures.clear();
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(doomed);
+    rt.register_function(catching_flow);
+    auto inv = rt.start("doomed", catching_flow);
+    drive_for(rt, 1min);
+    REQUIRE_FALSE(inv.finished());
+    REQUIRE(doomed_runs == 1);
+    REQUIRE(seen_failures.size() == 1);
+  }  // crash
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(doomed);
+  rt.register_function(catching_flow);
+  rt.recover();
+  CHECK(rt.start("doomed", catching_flow).get() == "NOT_FOUND");
+  CHECK(doomed_runs == 1);  // replayed, not run again
+  REQUIRE(seen_failures.size() == 2);
+  const seen_failure& first = seen_failures[0];
+  const seen_failure& replayed = seen_failures[1];
+  CHECK(first.code == durable::status::not_found);
+  CHECK(replayed.code == first.code);
+  CHECK(replayed.reason == first.reason);
+  CHECK(replayed.attempts == first.attempts);
+  CHECK(replayed.function == first.function);
+  CHECK(replayed.what == first.what);  // the recorded what() is not prefixed a second time
+}
+
+TEST_CASE("a finished invocation's failure is the same durable::failure after a restart", "[journaled]") {
+  doomed_runs = 0;
+  std::string first_what;
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(doomed);
+    try {
+      rt.start("doomed-root", doomed).get();
+      FAIL("expected a failure");
+    } catch (const durable::failure& f) {
+      CHECK(f.code() == durable::status::not_found);
+      first_what = f.what();
+      CHECK(first_what == "jr.doomed failed with NOT_FOUND after 1 attempt (fatal status): no such thing");
+    }
+  }
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(doomed);
+  rt.recover();
+  try {
+    rt.start("doomed-root", doomed).get();
+    FAIL("expected a failure");
+  } catch (const durable::failure& f) {
+    CHECK(f.code() == durable::status::not_found);
+    CHECK(f.reason() == durable::failure_reason::fatal_status);
+    CHECK(f.function_name() == "jr.doomed");
+    CHECK(std::string(f.what()) == first_what);
+  }
+  CHECK(doomed_runs == 1);
+}
+
+TEST_CASE("a code change restarts the invocation from scratch with its original input", "[journaled]") {
+  a_runs = b_runs = 0;
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(call_a);
+    rt.register_function(changing_v1);
+    auto inv = rt.start("changing", changing_v1, std::string("orig"));
+    drive_for(rt, 1min);
+    REQUIRE_FALSE(inv.finished());
+    REQUIRE(a_runs == 1);
+  }  // crash; the new program calls b where the journal has a
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  test_support::recorder events(rt);
+  rt.register_function(call_a);
+  rt.register_function(call_b);
+  rt.register_function(changing_v2);
+  rt.recover();
+  CHECK(rt.start("changing", changing_v2, std::string("ignored")).get() == "b(orig)");
+  CHECK(a_runs == 1);
+  CHECK(b_runs == 1);
+  CHECK(events.count(durable::event_kind::restarted) == 1);
+  const auto s = durable::summarize(j.records());
+  CHECK(summary_of(s, "changing").resets == 1);
+  CHECK(summary_of(s, "changing").state == durable::invocation_state::succeeded);
+  // The sleep started afresh after the reset: an hour from the restart.
+  CHECK(clock.now() == durable::time_point{} + 1h);
+}
+
+TEST_CASE("register_function of a name registered already throws invalid_argument", "[journaled]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  rt.register_function(step);
+  CHECK_THROWS_AS(rt.register_function(step), std::invalid_argument);
+}
+
+TEST_CASE("start of a function that is not registered throws logic_error", "[journaled]") {
+  durable::memory_journal j;
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(step);
+  CHECK_THROWS_AS(rt.start("x", flow, std::string("x")), std::logic_error);
+  CHECK(j.records().empty());
+}
+
+TEST_CASE("recover with an unfinished invocation of an unregistered function throws logic_error", "[journaled]") {
+  reset_steps();
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    register_flow(rt);
+    static_cast<void>(rt.start("orphan", flow, std::string("x")));
+    drive_for(rt, 1min);
+  }
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(step);  // not flow
+  CHECK_THROWS_AS(rt.recover(), std::logic_error);
+}
+
+TEST_CASE("start without a journal throws logic_error", "[journaled]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  rt.register_function(step);
+  rt.register_function(flow);
+  CHECK_THROWS_AS(rt.start("x", flow, std::string("x")), std::logic_error);
+}
+
+TEST_CASE("gather in an invocation gives its children's calls distinct paths; finished ones are not rerun",
+          "[journaled]") {
+  child_runs[0] = child_runs[1] = child_runs[2] = 0;
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(child);
+    rt.register_function(gather_flow);
+    auto inv = rt.start("gather", gather_flow);
+    drive_for(rt, 90min);  // branch 1 is done; branch 2 sleeps until 2 h
+    REQUIRE_FALSE(inv.finished());
+    REQUIRE(child_runs[1] == 1);
+    REQUIRE(child_runs[2] == 0);
+  }  // crash
+  {
+    const auto s = durable::summarize(j.records());
+    const auto& inv = summary_of(s, "gather");
+    // The gather is call 0 of the invocation's call [0]; child i's sleep is [0,0,i,0] and its
+    // call [0,0,i,1].
+    REQUIRE(inv.completed.contains(durable::call_path{0, 0, 0, 1}));
+    CHECK(inv.completed.at(durable::call_path{0, 0, 0, 1}).function == "jr.child");
+    CHECK(inv.waits.contains(durable::call_path{0, 0, 0, 0}));
+    CHECK(inv.waits.contains(durable::call_path{0, 0, 1, 0}));
+    CHECK(inv.waits.at(durable::call_path{0, 0, 1, 0}).wake_at() == durable::time_point{} + 2h);
+  }
+  durable::manual_clock clock{durable::time_point{} + 100min};
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(child);
+  rt.register_function(gather_flow);
+  rt.recover();
+  CHECK(rt.start("gather", gather_flow).get() == 300);
+  CHECK(child_runs[1] == 1);
+  CHECK(child_runs[2] == 1);
+  CHECK(clock.now() == durable::time_point{} + 2h);
+  const auto s = durable::summarize(j.records());
+  const auto& inv = summary_of(s, "gather");
+  CHECK(inv.completed.contains(durable::call_path{0, 0, 0, 1}));
+  CHECK(inv.completed.contains(durable::call_path{0, 0, 1, 1}));
+  CHECK(inv.completed.at(durable::call_path{0, 0, 1, 1}).function == "jr.child");
+}
+
+TEST_CASE("a journaled call whose result type has no codec fails with invalid_argument", "[journaled]") {
+  durable::memory_journal j;
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  // (uncodable itself cannot be registered: register_function requires a codec at compile time.)
+  rt.register_function(uncodable_flow);
+  try {
+    static_cast<void>(rt.start("uncodable", uncodable_flow).get());
+    FAIL("expected a failure");
+  } catch (const durable::failure& f) {
+    CHECK(f.code() == durable::status::invalid_argument);
+    CHECK_THAT(f.what(), Catch::Matchers::Contains("codec"));
+  }
+}
