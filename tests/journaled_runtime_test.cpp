@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "journal_support.hpp"
 #include "support.hpp"
@@ -493,4 +494,30 @@ TEST_CASE("a journaled call whose result type has no codec fails with invalid_ar
     CHECK(f.code() == durable::status::invalid_argument);
     CHECK_THAT(f.what(), Catch::Matchers::Contains("codec"));
   }
+}
+
+TEST_CASE("compacting the journal drops finished invocations and keeps running ones", "[journaled][compaction]") {
+  durable::memory_journal journal;
+  reset_steps();
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &journal}};
+    register_flow(rt);
+    rt.start("finished", flow, std::string("f"));
+    drive_for(rt, 2h);  // "finished" runs to its end
+    rt.start("running", flow, std::string("r"));
+    drive_for(rt, 1min);  // "running" is in its hour of sleep
+    rt.compact_journal();
+    const durable::journal_summary after = durable::summarize(journal.records());
+    CHECK(after.order == std::vector<std::string>{"running"});
+    // A compacted id is forgotten: starting it again runs it again.
+    const int runs_before = step_runs[0];
+    CHECK(rt.start("finished", flow, std::string("g")).get() == "g012");
+    CHECK(step_runs[0] == runs_before + 1);
+  }  // crash
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &journal}};
+  register_flow(rt);
+  rt.recover();
+  CHECK(rt.start("running", flow, std::string("ignored")).get() == "r012");
 }

@@ -1,6 +1,7 @@
 // durable/runtime.hpp — the runtime: runs tasks, owns timers, the clock and the random source.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <coroutine>
@@ -423,6 +424,29 @@ class runtime {
       const std::string_view name = registered_name(inv->started().function);
       adopt(invocation_root(inv, std::move(make), name));
     }
+  }
+
+  /// Drops the records of every invocation that has finished, rewriting the journal (a
+  /// `file_journal` writes a new file and renames it over the old one: a crash meanwhile loses
+  /// nothing). A dropped invocation is forgotten: its id may be started again afterwards.
+  /// Records of invocations still running are kept, in order.
+  void compact_journal() {
+    if (journal_ == nullptr) throw std::logic_error("durable::runtime::compact_journal: the runtime has no journal");
+    std::vector<std::string> finished;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [id, inv] : invocations_)
+        if (inv->outcome().has_value()) finished.push_back(id);
+    }
+    std::sort(finished.begin(), finished.end());
+    // Every record the runtime writes starts with its invocation's id.
+    journal_->compact([&finished](const journal_record& r) {
+      byte_reader in(r.payload);
+      const std::string id = codec<std::string>::decode(in);
+      return !std::binary_search(finished.begin(), finished.end(), id);
+    });
+    std::lock_guard lock(mutex_);
+    for (const std::string& id : finished) invocations_.erase(id);
   }
 
   /// Waits until `inv` has finished, driving the runtime as `run` does.
