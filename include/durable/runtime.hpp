@@ -789,7 +789,10 @@ class runtime {
       if (manual_ != nullptr) {
         wake_.wait(lock);  // another thread is busy; it may add work or finish
       } else {
-        wake_.wait_until(lock, timers_.top().when);
+        // A copy: wait_until reads its deadline again after re-locking, when another thread may
+        // have pushed a timer and reallocated the heap (a reference to top() would dangle).
+        const time_point next_due = timers_.top().when;
+        wake_.wait_until(lock, next_due);
       }
     }
     return true;
