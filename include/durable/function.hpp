@@ -354,17 +354,6 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
   std::terminate();  // never reached: a task is not resumed after co_yield of a fault
 }
 
-/// What an attempt fails with when the callable returned an empty task. (Not built inline in
-/// run_call: every local of a coroutine takes room in its frame for its whole life.)
-[[nodiscard]] inline fault_ptr empty_task_fault() noexcept {
-  return make_fault_with([] {
-    fault f;
-    f.code = status::invalid_argument;
-    f.message = "the callable of a durable call returned an empty durable_task";
-    return f;
-  });
-}
-
 /// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
 /// this frame until the attempt ends, so reference parameters never dangle); between attempts
 /// the attempt's frame is gone and this frame waits on a runtime timer.

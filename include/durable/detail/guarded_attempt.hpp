@@ -35,6 +35,17 @@
 
 namespace durable::detail {
 
+/// What an attempt fails with when the callable returned an empty task. (Not built inline in
+/// run_call: every local of a coroutine takes room in its frame for its whole life.)
+[[nodiscard]] inline fault_ptr empty_task_fault() noexcept {
+  return make_fault_with([] {
+    fault f;
+    f.code = status::invalid_argument;
+    f.message = "the callable of a durable call returned an empty durable_task";
+    return f;
+  });
+}
+
 /// What a call and an attempt running in the background share; freed by the last of the two.
 template <class T>
 struct attempt_join {
@@ -102,12 +113,7 @@ root_task run_attempt_in_background(join_ref<typename Task::value_type> join, F 
       result<T>& out = co_await outcome_awaiter<T, Policy>{attempt.handle(), &context};
       join->outcome.take_from(out);
     } else if (!join->outcome.has_fault()) {
-      join->outcome.emplace_fault([] {
-        fault f;
-        f.code = status::invalid_argument;
-        f.message = "the callable of a durable call returned an empty durable_task";
-        return f;
-      });
+      join->outcome.set_fault(empty_task_fault());
     }
   }  // the attempt's frames are gone before the call can see its outcome
   runtime* rt = join->rt;
