@@ -113,7 +113,7 @@ root_task run_fan_out_child(durable_task<T, Policy> task, fan_out_state* state, 
   {
     durable_task<T, Policy> owned = std::move(task);
     const scope_ref scope = state->child_scope(index);
-    call_context context{state->rt, nullptr, {}, &state->token(), scope.get()};
+    call_context context{state->rt, {}, &state->token(), scope.get()};
     result<T>& out = co_await outcome_awaiter<T, Policy>{owned.handle(), &context};
     slot->take_from(out);
   }  // the child's frames are gone before the fan-out can resume
@@ -240,7 +240,7 @@ fault* all_failed_fault(std::vector<result<T>>& slots) noexcept {
     const fault* chosen = nullptr;  // the first retryable failure, else the first one
     for (auto& slot : slots) {
       const fault& f = slot.get_fault();
-      causes.push_back(f.exception ? f.exception : std::make_exception_ptr(error(f.code, f.message)));
+      causes.push_back(f.exception ? f.exception : std::make_exception_ptr(error(f.code, std::string(f.text()))));
       if (chosen == nullptr && !f.final && is_retryable(f.code)) chosen = &f;
     }
     if (chosen == nullptr) chosen = &slots.front().get_fault();

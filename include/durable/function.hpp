@@ -42,7 +42,7 @@ class retry_schedule {
   };
 
   explicit retry_schedule(const retry_policy& policy) noexcept
-      : policy_(policy), base_(first_base_delay(policy)), previous_(policy.initial_delay) {}
+      : policy_(policy), grown_(decorrelated() ? policy.initial_delay : first_base_delay(policy)) {}
 
   /// Called when the first attempt starts (the deadline counts from there).
   void start(runtime& rt) {
@@ -52,7 +52,8 @@ class retry_schedule {
   /// After a restart: the schedule as it would be after `attempts` failed attempts (their
   /// base delays; the jitter they drew is not replayed).
   void fast_forward(std::uint32_t attempts) noexcept {
-    for (std::uint32_t i = 0; i < attempts; ++i) base_ = next_base_delay(policy_, base_);
+    if (decorrelated()) return;  // it grows from the jitter drawn, which is not replayed
+    for (std::uint32_t i = 0; i < attempts; ++i) grown_ = next_base_delay(policy_, grown_);
   }
 
   /// The policy's attempt_timeout (zero: none).
@@ -69,10 +70,10 @@ class retry_schedule {
       delay = std::clamp(*failed.retry_after, std::chrono::nanoseconds::zero(), policy_.max_delay);
     } else {
       const double unit = policy_.jitter == ::durable::jitter::none ? 0.0 : rt.random_unit();
-      delay = jittered_delay(policy_, base_, previous_, unit);
-      previous_ = delay;
+      delay = jittered_delay(policy_, grown_, grown_, unit);
+      if (decorrelated()) grown_ = delay;
     }
-    base_ = next_base_delay(policy_, base_);  // retry n's base is initial x multiplier^(n-1)
+    if (!decorrelated()) grown_ = next_base_delay(policy_, grown_);  // retry n's: initial x multiplier^(n-1)
     if (deadline_ != no_deadline) {
       const std::chrono::nanoseconds remaining = deadline_ - rt.now();
       if (remaining <= std::chrono::nanoseconds::zero()) return {failure_reason::deadline_exceeded};
@@ -82,38 +83,75 @@ class retry_schedule {
   }
 
  private:
+  [[nodiscard]] bool decorrelated() const noexcept { return policy_.jitter == ::durable::jitter::decorrelated; }
+
   retry_policy policy_;
-  std::chrono::nanoseconds base_;
-  std::chrono::nanoseconds previous_;
+  // One word for what grows from retry to retry: the delay chosen last for the decorrelated
+  // jitter (which grows from it), else the un-jittered base delay of the next retry.
+  std::chrono::nanoseconds grown_;
   static constexpr time_point no_deadline = time_point::max();
   time_point deadline_ = no_deadline;
 };
 
-/// Resumes the call after `delay` on the runtime. A zero delay still goes through a queue (this
-/// thread's own, run next without locking; after a bounded number of such items the thread
-/// turns to the shared queue), so a run of immediate retries never nests on the stack. A stop
-/// request ends the wait at once; `co_await` yields `status::ok`, or, when the call was
-/// stopped during (or by the end of) the wait, the status of the attempt that failed last.
-struct retry_awaiter {
-  runtime* rt;
-  std::chrono::nanoseconds delay;
-  const call_context* call;
-  status last;
-  stoppable_wait wait{};
+/// The wait before a call's next attempt, scheduled after a failed attempt (or, after a
+/// restart, from the retry wait the journal recorded) and then awaited. A stop request ends the
+/// wait at once; `co_await` yields `status::ok`, or, when the call was stopped during (or by
+/// the end of) the wait, the status of the attempt that failed last.
+///
+/// A zero delay does not suspend: the retry runs at once, as a hand-written loop would. Only
+/// every `inline_retries`-th one in a row goes through the runtime's queue (this thread's own,
+/// run next without locking), so that a call failing at once, forever, still lets the other
+/// work of its thread run. Either way the stack does not grow.
+class retry_wait {
+ public:
+  static constexpr std::uint8_t inline_retries = 16;
 
-  bool await_ready() const noexcept { return false; }
+  explicit retry_wait(const call_context& call) noexcept : call_(&call) {}
+  retry_wait(const retry_wait&) = delete;
+  retry_wait& operator=(const retry_wait&) = delete;
+
+  /// The next attempt is due after `delay`; `last` is the status of the attempt that failed.
+  void schedule(std::chrono::nanoseconds delay, status last) noexcept {
+    delay_ = delay;
+    last_ = last;
+    pending_ = true;
+  }
+  /// True once scheduled, until awaited.
+  [[nodiscard]] bool pending() const noexcept { return pending_; }
+  /// The status of the attempt that failed last.
+  [[nodiscard]] status last() const noexcept { return last_; }
+
+  bool await_ready() noexcept {
+    if (delay_ != std::chrono::nanoseconds::zero()) return false;
+    if (++in_a_row_ < inline_retries) return true;
+    in_a_row_ = 0;
+    return false;
+  }
   // noinline: once published, the handle may be resumed (and the frame freed) elsewhere; clang
   // <= 18 may otherwise still write to the frame afterwards (llvm 56301).
   [[gnu::noinline]] bool await_suspend(std::coroutine_handle<> h) {
-    if (delay == std::chrono::nanoseconds::zero()) {
-      rt->post(h);
+    runtime& rt = *call_->rt;
+    if (delay_ == std::chrono::nanoseconds::zero()) {
+      rt.post(h);
       return true;
     }
-    return wait.suspend(*rt, call->stop, add_saturating(rt->now(), delay), h);
+    in_a_row_ = 0;
+    return wait_.suspend(rt, call_->stop, add_saturating(rt.now(), delay_), h);
   }
   [[nodiscard]] status await_resume() noexcept {
-    return wait.resume() || call->stop_requested() ? last : status::ok;
+    pending_ = false;
+    return wait_.resume() || call_->stop_requested() ? last_ : status::ok;
   }
+
+ private:
+  // In the frame of every call waiting for its retry: four words, the small fields in the
+  // wait's tail padding.
+  const call_context* call_;
+  std::chrono::nanoseconds delay_{};
+  [[no_unique_address]] stoppable_wait wait_;
+  status last_ = status::ok;
+  bool pending_ = false;
+  std::uint8_t in_a_row_ = 0;  // immediate retries run without suspending since the last wait
 };
 
 /// One attempt's own copy of the arguments, alive until the attempt ends (a `const&` or `&&`
@@ -165,33 +203,35 @@ using journal_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>
 /// path, the scope of its current attempt, and the records it reads and writes.
 class call_journal {
  public:
-  explicit operator bool() const noexcept { return static_cast<bool>(call_); }
+  explicit operator bool() const noexcept { return scopes_ != nullptr; }
 
   /// Takes this call's path: the next position in the scope of the code that made the call.
   void enter(journal_scope& parent) {
-    call_ = scope_ref(new journal_scope(parent.invocation(), parent.next_child(), &parent));
+    scopes_ = std::make_unique<scopes>();
+    scopes_->call = scope_ref(new journal_scope(parent.invocation(), parent.next_child(), &parent));
   }
 
   /// The scope the next attempt runs in (the previous attempt's may no longer write).
   [[nodiscard]] journal_scope* begin_attempt() {
-    if (attempt_) attempt_->abandon();
-    attempt_ = scope_ref(new journal_scope(call_->invocation(), call_->path(), call_.get()));
-    return attempt_.get();
+    scope_ref& attempt = scopes_->attempt;
+    if (attempt) attempt->abandon();
+    attempt = scope_ref(new journal_scope(call_scope().invocation(), call_scope().path(), &call_scope()));
+    return attempt.get();
   }
 
   /// True if the journal recorded this call's completion. A sleep or a call of another function
   /// recorded at this path means the code changed: a journal mismatch is thrown.
   [[nodiscard]] bool completed(std::string_view name) const {
-    const invocation_journal& inv = call_->invocation();
-    if (const auto done = inv.completed(call_->path())) {
+    const invocation_journal& inv = call_scope().invocation();
+    if (const auto done = inv.completed(call_scope().path())) {
       if (done->function != name) {
-        throw journal_mismatch(call_->path(), "a call of '" + done->function + "'",
+        throw journal_mismatch(call_scope().path(), "a call of '" + done->function + "'",
                                "a call of '" + std::string(name) + "'");
       }
       return true;
     }
-    if (const auto wait = inv.wait(call_->path()); wait && wait->kind != wait_kind::retry) {
-      throw journal_mismatch(call_->path(), "a sleep", "a call of '" + std::string(name) + "'");
+    if (const auto wait = inv.wait(call_scope().path()); wait && wait->kind != wait_kind::retry) {
+      throw journal_mismatch(call_scope().path(), "a sleep", "a call of '" + std::string(name) + "'");
     }
     return false;
   }
@@ -199,7 +239,7 @@ class call_journal {
   /// The recorded outcome of this call: its value, or its failure thrown again.
   template <class T>
   T replay(std::string_view name) const {
-    const call_completed_record done = *call_->invocation().completed(call_->path());
+    const call_completed_record done = *call_scope().invocation().completed(call_scope().path());
     if (done.code != status::ok) throw recorded_failure(done, name);
     if constexpr (std::is_void_v<T>) {
       static_cast<void>(decode<std::monostate>(done.value));
@@ -212,20 +252,20 @@ class call_journal {
 
   /// The attempt that failed before this call's recorded retry wait (0: none recorded).
   [[nodiscard]] std::uint32_t recorded_retry() const {
-    const auto wait = call_->invocation().wait(call_->path());
+    const auto wait = call_scope().invocation().wait(call_scope().path());
     return wait && wait->kind == wait_kind::retry ? wait->attempt : 0;
   }
   /// How long until the recorded retry is due (zero if it is past).
   [[nodiscard]] std::chrono::nanoseconds until_recorded_retry(runtime& rt) const {
-    const auto wait = call_->invocation().wait(call_->path());
+    const auto wait = call_scope().invocation().wait(call_scope().path());
     return std::max(wait->wake_at() - rt.now(), std::chrono::nanoseconds::zero());
   }
 
   /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner).
   void waiting(std::uint32_t attempt, status last, time_point wake_at) {
-    if (call_->abandoned()) return;
-    call_->invocation().append(journal_record_type::wait_scheduled,
-                               wait_scheduled_record{call_->invocation().id(), call_->path(), wait_kind::retry,
+    if (call_scope().abandoned()) return;
+    call_scope().invocation().append(journal_record_type::wait_scheduled,
+                               wait_scheduled_record{call_scope().invocation().id(), call_scope().path(), wait_kind::retry,
                                                      attempt, last, wake_at.time_since_epoch().count()},
                                false);
   }
@@ -233,8 +273,8 @@ class call_journal {
   /// Journals the call's value, durably, before its caller resumes.
   template <class T, class Value>
   void succeeded(std::string_view name, std::uint32_t attempts, const Value& value) {
-    if (call_->abandoned()) return;
-    call_completed_record done{call_->invocation().id(), call_->path(), std::string(name)};
+    if (call_scope().abandoned()) return;
+    call_completed_record done{call_scope().invocation().id(), call_scope().path(), std::string(name)};
     done.attempts = attempts;
     if constexpr (std::is_void_v<T>) {
       done.value = encode(std::monostate{});
@@ -247,20 +287,20 @@ class call_journal {
     } else {
       throw unjournaled_type();
     }
-    call_->invocation().complete(std::move(done));
+    call_scope().invocation().complete(std::move(done));
   }
 
   /// Journals the call's failure, durably, before its caller sees it. A cancellation is not
   /// journaled (after a restart the call runs again), nor a journal mismatch (the invocation
   /// starts over anyway).
   void failed(const failure& f) {
-    if (call_->abandoned() || f.reason() == failure_reason::cancelled || f.code() == status::incompatible_state) return;
-    call_completed_record done{call_->invocation().id(), call_->path(), std::string(f.function_name())};
+    if (call_scope().abandoned() || f.reason() == failure_reason::cancelled || f.code() == status::incompatible_state) return;
+    call_completed_record done{call_scope().invocation().id(), call_scope().path(), std::string(f.function_name())};
     done.code = f.code();
     done.reason = f.reason();
     done.attempts = f.attempts();
     done.message = f.what();
-    call_->invocation().complete(std::move(done));
+    call_scope().invocation().complete(std::move(done));
   }
 
  private:
@@ -270,8 +310,15 @@ class call_journal {
                    "specialise durable::codec for it so that its result can be journaled");
   }
 
-  scope_ref call_;
-  scope_ref attempt_;
+  journal_scope& call_scope() const noexcept { return *scopes_->call.get(); }
+
+  // Out of line, so that a call outside a journaled invocation pays one null pointer for it in
+  // its frame (a call waiting for a retry should carry as little as possible).
+  struct scopes {
+    scope_ref call;
+    scope_ref attempt;
+  };
+  std::unique_ptr<scopes> scopes_;
 };
 
 /// Everything a call owns: its name, its retry state, its own copy of the callable and of the
@@ -287,39 +334,10 @@ struct call_spec {
   call_journal journal{};
 };
 
-/// After a failed attempt: either throws the call's durable::failure, or frees the fault and
-/// returns the awaitable that resumes the call when its next attempt is due.
-template <class Spec>
-retry_awaiter plan_retry(Spec& spec, call_context& context, std::uint32_t attempt, fault_ptr& failed) {
-  runtime& rt = *context.rt;
-  rt.emit(event_kind::attempt_failed, spec.context.name, attempt, failed->code);
-  retry_schedule::decision next = spec.schedule.after_failure(*failed, attempt, rt);
-  if (!next.give_up && context.stop_requested()) next.give_up = failure_reason::cancelled;
-  if (next.give_up) {
-    rt.emit(event_kind::failed, spec.context.name, attempt, failed->code);
-    failure gave_up(failed->code, *next.give_up, attempt, spec.context.name, failed->exception, failed->message);
-    if (spec.journal) spec.journal.failed(gave_up);
-    throw gave_up;
-  }
-  rt.emit(event_kind::retry_scheduled, spec.context.name, attempt, failed->code, next.delay);
-  if (spec.journal) spec.journal.waiting(attempt, failed->code, add_saturating(rt.now(), next.delay));
-  const status last = failed->code;
-  failed.reset();  // the fault is not kept while the call waits
-  return retry_awaiter{&rt, next.delay, &context, last};
-}
-
-/// After a restart: waits until the retry the journal recorded for this call is due. (A function,
-/// not a braced awaiter in the co_await: see CPP_NOTES, GCC 100611.)
-template <class Spec>
-retry_awaiter resume_recorded_retry(Spec& spec, call_context& context) {
-  return retry_awaiter{context.rt, spec.journal.until_recorded_retry(*context.rt), &context, status::permanent_error};
-}
-
 /// Ends a call that a stop request reached between attempts: never retried.
 template <class Spec>
-[[noreturn]] void throw_call_cancelled(const Spec& spec, const call_context& context, std::uint32_t attempts,
-                                       status last) {
-  context.rt->emit(event_kind::failed, spec.context.name, attempts, last);
+[[noreturn]] void throw_call_cancelled(const Spec& spec, std::uint32_t attempts, status last) {
+  spec.context.rt->emit(event_kind::failed, spec.context.name, attempts, last);
   throw cancelled_failure(last, attempts, spec.context.name,
                           attempts == 0 ? "cancelled before its first attempt" : "cancelled while waiting to retry");
 }
@@ -354,79 +372,152 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
   std::terminate();  // never reached: a task is not resumed after co_yield of a fault
 }
 
+/// Gives the call its context from the task that awaits it (its runtime, stop token and
+/// journal scope) and checks that it can run.
+template <class Spec>
+void enter_call(Spec& spec, promise_base& self) {
+  self.inspect_output = false;  // the attempt inspected the value already
+  const call_context* caller = self.ctx;
+  call_context& context = spec.context;
+  if (caller != nullptr) {
+    context.rt = caller->rt;
+    context.stop = caller->stop;
+    if (caller->scope != nullptr) spec.journal.enter(*caller->scope);
+  }
+  if (context.rt == nullptr) {
+    throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
+  }
+  spec.schedule.start(*context.rt);
+  if (context.stop_requested()) throw_call_cancelled(spec, 0, status::permanent_error);
+}
+
+/// After a restart: the attempt the call goes on with, and (in `next`) when it is due, from the
+/// retry wait the journal recorded for it. Without one: the first attempt, now.
+template <class Spec>
+std::uint32_t recorded_retry(Spec& spec, retry_wait& next) {
+  const std::uint32_t waited = spec.journal.recorded_retry();
+  if (waited == 0) return 1;
+  spec.schedule.fast_forward(waited);
+  next.schedule(spec.journal.until_recorded_retry(*spec.context.rt), status::permanent_error);
+  return waited + 1;
+}
+
+/// Starts one attempt: a fresh copy of the arguments in `fresh` and the callable's task (an
+/// inline one, or a guarded one the call can walk away from). What copying the arguments or
+/// calling the callable throws, or an empty task, ends up in `failed` instead.
+template <class Task, class Spec, class... Args>
+Task start_attempt(Spec& spec, std::uint32_t attempt, fresh_arguments<Args...>& fresh, fault_ptr& failed) noexcept {
+  call_context& context = spec.context;
+  Task started;
+  try {
+    if (spec.journal) context.scope = spec.journal.begin_attempt();
+    context.rt->emit(event_kind::attempt_started, context.name, attempt, status::ok);
+    if (spec.schedule.attempt_timeout() != std::chrono::nanoseconds::zero() ||
+        (context.stop != nullptr && context.stop->stop_possible())) {
+      started = guarded_attempt<Task>(spec, context);
+    } else {
+      started = std::apply([&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },
+                           fresh.fill(spec.args));
+    }
+  } catch (...) {
+    failed = make_fault_with([] { return fault_from_current_exception<typename Task::policy_type>(); });
+    return started;
+  }
+  if (started.valid()) {
+    started.handle().promise().ctx = &context;
+  } else {
+    failed = empty_task_fault();
+  }
+  return started;
+}
+
+/// Runs a call's attempt (started by `start_attempt`) until it ends; its outcome stays in its
+/// promise. One word in the call's frame.
+template <class Task>
+struct attempt_awaiter {
+  std::coroutine_handle<typename Task::promise_type> attempt;
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> call) const noexcept {
+    attempt.promise().continuation = call;
+    return transfer_to(attempt);
+  }
+  void await_resume() const noexcept {}
+};
+template <class Task>
+attempt_awaiter<Task> run_attempt(const Task& attempt) noexcept {
+  return {attempt.handle()};
+}
+
+/// After an attempt ended: true if it succeeded (journaled and reported; its value is still in
+/// its promise).
+template <class Task, class Spec>
+bool attempt_succeeded(Spec& spec, std::uint32_t attempt, const Task& ended) {
+  auto& out = ended.handle().promise().outcome;
+  if (out.has_fault()) return false;
+  if (spec.journal) spec.journal.template succeeded<typename Task::value_type>(spec.context.name, attempt, out.storage());
+  spec.context.rt->emit(event_kind::succeeded, spec.context.name, attempt, status::ok);
+  return true;
+}
+
+/// Why an attempt failed: the fault in its promise (read while the attempt still exists, so a
+/// `fail` message is never copied just to be dropped), or the one `start_attempt` made.
+template <class Task>
+const fault& attempt_fault(const Task& attempt, const fault_ptr& not_started) noexcept {
+  return attempt.valid() ? attempt.handle().promise().outcome.get_fault() : *not_started;
+}
+
+/// After a failed attempt: either throws the call's durable::failure, or schedules `next`.
+template <class Spec>
+void plan_retry(Spec& spec, std::uint32_t attempt, const fault& failed, retry_wait& next) {
+  const call_context& context = spec.context;
+  runtime& rt = *context.rt;
+  rt.emit(event_kind::attempt_failed, context.name, attempt, failed.code);
+  retry_schedule::decision decided = spec.schedule.after_failure(failed, attempt, rt);
+  if (!decided.give_up && context.stop_requested()) decided.give_up = failure_reason::cancelled;
+  if (decided.give_up) {
+    rt.emit(event_kind::failed, context.name, attempt, failed.code);
+    failure gave_up(failed.code, *decided.give_up, attempt, context.name, failed.exception, failed.text());
+    if (spec.journal) spec.journal.failed(gave_up);
+    throw gave_up;
+  }
+  rt.emit(event_kind::retry_scheduled, context.name, attempt, failed.code, decided.delay);
+  if (spec.journal) spec.journal.waiting(attempt, failed.code, add_saturating(rt.now(), decided.delay));
+  next.schedule(decided.delay, failed.code);
+}
+
 /// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
 /// this frame until the attempt ends, so reference parameters never dangle); between attempts
 /// the attempt's frame is gone and this frame waits on a runtime timer.
 template <class Task, class F, class... Args>
 Task run_call(call_spec<F, Args...> spec) {
   using T = typename Task::value_type;
-  using Policy = typename Task::policy_type;
-  // Locals here live in the frame of every call waiting for a retry: keep them few and small.
-  call_context& context = spec.context;
-  {
-    promise_base& self = co_await promise_probe{};
-    self.inspect_output = false;  // the attempt inspected the value already
-    context.parent = self.ctx;
-    context.rt = self.ctx != nullptr ? self.ctx->rt : nullptr;
-    context.stop = self.ctx != nullptr ? self.ctx->stop : nullptr;
-    if (self.ctx != nullptr && self.ctx->scope != nullptr) spec.journal.enter(*self.ctx->scope);
-  }
-  if (context.rt == nullptr) {
-    throw std::logic_error("durable: a durable call must run on a durable::runtime (rt.run or rt.spawn)");
-  }
-  spec.schedule.start(*context.rt);
-
-  if (context.stop_requested()) throw_call_cancelled(spec, context, 0, status::permanent_error);
-
+  // This frame is what a call waiting for its retry costs (benchmarks/memory.cpp). The work is
+  // done in ordinary functions, so that their locals and temporaries stay off it, and the
+  // awaiters are few: g++ gives every co_await expression a slot of its own.
+  enter_call(spec, co_await promise_probe{});
+  retry_wait next(spec.context);
   std::uint32_t attempt = 1;
   if (spec.journal) {
     // A call the journal saw complete returns what it returned, without running again; one it
     // saw waiting for a retry goes on from there, at the recorded time.
     if (spec.journal.completed(spec.context.name)) co_return spec.journal.template replay<T>(spec.context.name);
-    if (const std::uint32_t waited = spec.journal.recorded_retry(); waited != 0) {
-      attempt = waited + 1;
-      spec.schedule.fast_forward(waited);
-      if (const status stopped = co_await resume_recorded_retry(spec, context); stopped != status::ok) {
-        throw_call_cancelled(spec, context, waited, stopped);
-      }
-    }
+    attempt = recorded_retry(spec, next);
   }
-
   for (;; ++attempt) {
-    if (spec.journal) context.scope = spec.journal.begin_attempt();
-    context.rt->emit(event_kind::attempt_started, spec.context.name, attempt, status::ok);
-    fault_ptr failed;
+    if (next.pending()) {
+      if (co_await next != status::ok) throw_call_cancelled(spec, attempt - 1, next.last());
+    }
     {
       fresh_arguments<Args...> fresh;
-      Task attempt_task;
-      try {
-        if (spec.schedule.attempt_timeout() != std::chrono::nanoseconds::zero() ||
-            (context.stop != nullptr && context.stop->stop_possible())) {
-          attempt_task = guarded_attempt<Task>(spec, context);  // the call can walk away from it
-        } else {
-          attempt_task = std::apply(
-              [&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },
-              fresh.fill(spec.args));
-        }
-      } catch (...) {  // copying the arguments or calling the callable threw
-        failed = make_fault_with([] { return fault_from_current_exception<Policy>(); });
-      }
-      if (!attempt_task.valid() && !failed) failed = empty_task_fault();
+      fault_ptr not_started;
+      Task attempt_task = start_attempt<Task>(spec, attempt, fresh, not_started);
       if (attempt_task.valid()) {
-        result<T>& out = co_await outcome_awaiter<T, Policy>{attempt_task.handle(), &context};
-        if (!out.has_fault()) {
-          if (spec.journal) spec.journal.template succeeded<T>(spec.context.name, attempt, out.storage());
-          context.rt->emit(event_kind::succeeded, spec.context.name, attempt, status::ok);
-          co_return out.take_value();
-        }
-        failed = out.release_fault();
+        co_await run_attempt(attempt_task);
+        if (attempt_succeeded(spec, attempt, attempt_task)) co_return attempt_task.handle().promise().outcome.take_value();
       }
-    }
-
-    // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
-    if (const status stopped = co_await plan_retry(spec, context, attempt, failed); stopped != status::ok) {
-      throw_call_cancelled(spec, context, attempt, stopped);
-    }
+      // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
+      plan_retry(spec, attempt, attempt_fault(attempt_task, not_started), next);
+    }  // the attempt's frame and its fault are gone before the call waits
   }
 }
 
@@ -452,7 +543,7 @@ auto make_call(std::string_view name, const retry_policy& policy, const F& calla
                     "durable: a durable call cannot return a reference: its arguments are copies "
                     "that end with each attempt (return a value)");
       return run_call<Task>(call_spec<F, std::decay_t<A>...>{
-          call_context{nullptr, nullptr, name, nullptr}, retry_schedule(policy), callable,
+          call_context{nullptr, name}, retry_schedule(policy), callable,
           std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)});
     }
   }

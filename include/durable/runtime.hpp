@@ -150,6 +150,8 @@ struct cancellable_wait {
   };
 
   std::coroutine_handle<> handle;
+  /// The runtime it waits on (set by a `stoppable_wait`, which keeps no pointer of its own).
+  runtime* rt = nullptr;
   state st = state::unarmed;
   std::uint8_t refs = 1;
   std::optional<std::stop_callback<canceller>> on_stop;
@@ -223,7 +225,7 @@ durable_task<> invocation_body(Function f, Tuple args) {
   if (f.final && f.exception) std::rethrow_exception(f.exception);
   const failure_reason reason =
       is_retryable(f.code) ? failure_reason::attempts_exhausted : failure_reason::fatal_status;
-  throw failure(f.code, reason, 1, {}, f.exception, f.message);
+  throw failure(f.code, reason, 1, {}, f.exception, f.text());
 }
 
 }  // namespace detail
@@ -266,7 +268,7 @@ class runtime {
       std::lock_guard lock(mutex_);
       ready_.clear();
       while (!timers_.empty()) {
-        if (timers_.top().wait != nullptr) release_locked(timers_.top().wait);
+        if (detail::cancellable_wait* w = timers_.top().wait()) release_locked(w);
         timers_.pop();
       }
       for (auto* p = spawned_.next; p != &spawned_; p = p->next)
@@ -312,7 +314,7 @@ class runtime {
   template <class T, class Policy>
   void spawn(durable_task<T, Policy> task, std::stop_token stop = {}) {
     if (!task.valid()) throw std::logic_error("durable::runtime::spawn: the task is empty (moved from?)");
-    adopt(spawn_root(std::move(task), std::move(stop)));
+    adopt(spawn_root(std::move(task), stoppable_root::make(*this, std::move(stop))));
   }
 
   /// Registers a `durable::function` by its name, so that `start` can run it in journaled
@@ -495,7 +497,7 @@ class runtime {
       if (when <= now()) {
         ready_.push_back(h);
       } else {
-        timers_.push(timer{when, next_timer_seq_++, h, nullptr});
+        timers_.push(timer(when, next_timer_seq_++, h));
       }
     }
     wake_.notify_one();
@@ -564,7 +566,7 @@ class runtime {
       } else {
         w.st = state::armed;
         ++w.refs;  // the heap entry's
-        timers_.push(timer{*when, next_timer_seq_++, w.handle, &w});
+        timers_.push(timer(*when, next_timer_seq_++, w));
       }
     }
     wake_.notify_one();
@@ -606,8 +608,13 @@ class runtime {
   /// An exception thrown by a callback is ignored: observing a call must not change it.
   void emit(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
             std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) noexcept {
-    if (callbacks_.empty()) return;
-    const event e{kind, name, attempt, code, delay, now()};
+    if (!callbacks_.empty()) deliver(event{kind, name, attempt, code, delay, now()});
+  }
+
+ private:
+  // Out of line: a call emits several events per attempt, and without callbacks each must cost
+  // only the test above.
+  [[gnu::noinline]] void deliver(const event& e) noexcept {
     // By index: a callback may register another one (the deque keeps elements in place).
     for (std::size_t i = 0; i < callbacks_.size(); ++i) {
       try {
@@ -617,15 +624,36 @@ class runtime {
     }
   }
 
- private:
-  struct timer {
-    time_point when;
-    std::uint64_t seq;  // FIFO among timers due at the same instant
-    std::coroutine_handle<> handle;
-    detail::cancellable_wait* wait;  // null for a wait that cannot be cancelled
+  // Three words: a million calls waiting for their retries are a million of these. A wait
+  // that can be cancelled is told apart by the low bit of `target` (both kinds of pointer are
+  // at least 8-byte aligned); its coroutine handle is in the wait.
+  class timer {
+   public:
+    timer(time_point due, std::uint64_t order, std::coroutine_handle<> h) noexcept
+        : when(due), seq(order), target_(reinterpret_cast<std::uintptr_t>(h.address())) {}
+    timer(time_point due, std::uint64_t order, detail::cancellable_wait& w) noexcept
+        : when(due), seq(order), target_(reinterpret_cast<std::uintptr_t>(&w) | cancellable_tag) {}
+
+    /// The cancellable wait, or null for a wait that cannot be cancelled.
+    [[nodiscard]] detail::cancellable_wait* wait() const noexcept {
+      return (target_ & cancellable_tag) != 0 ? reinterpret_cast<detail::cancellable_wait*>(target_ & ~cancellable_tag)
+                                              : nullptr;
+    }
+    /// The coroutine to resume.
+    [[nodiscard]] std::coroutine_handle<> handle() const noexcept {
+      if (detail::cancellable_wait* w = wait()) return w->handle;
+      return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(target_));
+    }
     bool operator>(const timer& other) const noexcept {
       return when != other.when ? when > other.when : seq > other.seq;
     }
+
+    time_point when;
+    std::uint64_t seq;  // FIFO among timers due at the same instant
+
+   private:
+    static constexpr std::uintptr_t cancellable_tag = 1;
+    std::uintptr_t target_;
   };
 
   static std::uint64_t seed_of(const runtime_options& options) {
@@ -642,7 +670,7 @@ class runtime {
       if (stop.stop_requested()) {
         state->outcome.set_fault(detail::cancelled_before_start());
       } else {
-        detail::call_context context{rt, nullptr, {}, stop.stop_possible() ? &stop : nullptr};
+        detail::call_context context{rt, {}, stop.stop_possible() ? &stop : nullptr};
         detail::result<T>& outcome = co_await detail::outcome_awaiter<T, Policy>{owned.handle(), &context};
         state->outcome.take_from(outcome);
       }
@@ -650,19 +678,38 @@ class runtime {
     rt->finish(state->done);
   }
 
+  // The context of a spawned root that a stop token can stop. Allocated only then: the others
+  // share `unstoppable_`, so that a spawned call waiting for its retry carries no context of
+  // its own besides the call's (see benchmarks/memory.cpp).
+  struct stoppable_root {
+    std::stop_token token;
+    detail::call_context context;
+
+    static std::unique_ptr<stoppable_root> make(runtime& rt, std::stop_token stop) {
+      if (!stop.stop_possible()) return nullptr;
+      auto made = std::make_unique<stoppable_root>(stoppable_root{std::move(stop), {&rt, {}}});
+      made->context.stop = &made->token;
+      return made;
+    }
+  };
+
   template <class T, class Policy>
-  detail::root_task spawn_root(durable_task<T, Policy> task, std::stop_token stop) {
-    if (stop.stop_requested()) {
+  detail::root_task spawn_root(durable_task<T, Policy> task, std::unique_ptr<stoppable_root> stop) {
+    if (stop != nullptr && stop->token.stop_requested()) {
       emit(event_kind::failed, {}, 0, status::permanent_error);
     } else {
-      detail::call_context context{this, nullptr, {}, stop.stop_possible() ? &stop : nullptr};
-      detail::result<T>& outcome = co_await detail::outcome_awaiter<T, Policy>{task.handle(), &context};
-      if (outcome.has_fault() && !outcome.get_fault().final) {
-        // A plain task has no call to report its failure; do it here so it never vanishes.
-        emit(event_kind::failed, {}, 1, outcome.get_fault().code);
-      }
+      co_await detail::outcome_awaiter<T, Policy>{task.handle(), stop != nullptr ? &stop->context : &unstoppable_};
+      report_spawned(task.handle().promise().outcome);
     }
     forget(co_await detail::root_probe{});
+  }
+
+  template <class T>
+  void report_spawned(const detail::result<T>& outcome) noexcept {
+    if (outcome.has_fault() && !outcome.get_fault().final) {
+      // A plain task has no call to report its failure; do it here so it never vanishes.
+      emit(event_kind::failed, {}, 1, outcome.get_fault().code);
+    }
   }
 
   // The name of a registered function, with the storage of the registry's key (stable: map
@@ -679,7 +726,7 @@ class runtime {
                                     std::string_view name) {
     for (;;) {
       detail::scope_ref scope(new detail::journal_scope(*inv, {}, nullptr));
-      detail::call_context context{this, nullptr, {}, nullptr, scope.get()};
+      detail::call_context context{this, {}, nullptr, scope.get()};
       durable_task<> body;
       std::optional<call_completed_record> unjournaled;  // an outcome the call did not journal
       try {
@@ -724,7 +771,7 @@ class runtime {
   }
 
   static std::string describe_fault(const detail::fault& f) {
-    if (!f.exception) return f.message;
+    if (!f.exception) return std::string(f.text());
     try {
       std::rethrow_exception(f.exception);
     } catch (const std::exception& e) {
@@ -753,14 +800,14 @@ class runtime {
   // manual clock jumps to it; a real-clock thread sleeps until it).
   void drop_cancelled_timers() noexcept {
     using state = detail::cancellable_wait::state;
-    while (!timers_.empty() && timers_.top().wait != nullptr && timers_.top().wait->st == state::cancelled) {
-      release_locked(timers_.top().wait);
+    while (!timers_.empty() && timers_.top().wait() != nullptr && timers_.top().wait()->st == state::cancelled) {
+      release_locked(timers_.top().wait());
       timers_.pop();
       --cancelled_timers_;
     }
     if (live_timers() == 0) {  // only cancelled ones are left, deeper down: drop them all
       while (!timers_.empty()) {
-        if (timers_.top().wait != nullptr) release_locked(timers_.top().wait);
+        if (detail::cancellable_wait* w = timers_.top().wait()) release_locked(w);
         timers_.pop();
       }
       cancelled_timers_ = 0;
@@ -777,11 +824,11 @@ class runtime {
     while (!timers_.empty() && timers_.top().when <= current) {
       const timer due = timers_.top();
       timers_.pop();
-      if (due.wait != nullptr) {
-        due.wait->st = detail::cancellable_wait::state::fired;
-        release_locked(due.wait);  // the waiter still holds it
+      ready_.push_back(due.handle());
+      if (detail::cancellable_wait* w = due.wait()) {
+        w->st = detail::cancellable_wait::state::fired;
+        release_locked(w);  // the waiter still holds it
       }
-      ready_.push_back(due.handle);
       fired = true;
       drop_cancelled_timers();
     }
@@ -876,6 +923,8 @@ class runtime {
   std::condition_variable wake_;  // threads that run work wait here
   std::condition_variable idle_;  // with workers: `run` and `run_until_idle` wait here
   std::deque<std::coroutine_handle<>> ready_;
+  // The context of every spawned root that nothing can stop (read only).
+  detail::call_context unstoppable_{this, {}};
   std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
   std::uint64_t next_timer_seq_ = 0;
   std::size_t cancelled_timers_ = 0;  // entries of `timers_` whose wait was cancelled

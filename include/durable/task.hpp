@@ -62,7 +62,7 @@ struct promise_base {
     try {
       void* memory = allocate_frame(sizeof(raised_record));
       raised = ::new (memory) raised_record{raised, e, {f.code, f.final, f.reason, f.retry_after},
-                                            synthetic, synthetic ? f.message : std::string()};
+                                            synthetic, synthetic ? std::string(f.text()) : std::string()};
     } catch (...) {
     }
   }
@@ -93,8 +93,8 @@ struct promise_base {
     std::rethrow_exception(f.exception);
   }
   std::exception_ptr made = f.retry_after
-                                ? std::make_exception_ptr(error(f.code, f.message, *f.retry_after))
-                                : std::make_exception_ptr(error(f.code, f.message));
+                                ? std::make_exception_ptr(error(f.code, std::string(f.text()), *f.retry_after))
+                                : std::make_exception_ptr(error(f.code, std::string(f.text())));
   if (caller != nullptr) caller->remember_raised(f, made, true);
   std::rethrow_exception(std::move(made));
 }
@@ -130,7 +130,11 @@ inline fault fault_from_request(fail_request&& r) {
     f.message = "durable::fail was given status::ok, which is not a failure";
   } else {
     f.code = r.code;
-    f.message = std::move(r.message);
+    if (r.is_owned) {
+      f.message = std::move(r.owned);
+    } else {
+      f.borrowed = r.text;  // the characters outlive the failed task's frame: see fault::borrowed
+    }
     f.retry_after = r.retry_after;
   }
   return f;

@@ -13,10 +13,11 @@ namespace durable::detail {
 class journal_scope;
 
 /// Shared by a call (or a root task) and every plain task it awaits: the runtime that drives
-/// them and the call they belong to. Owned by the call's frame, so it outlives its attempts.
+/// them and the call they belong to. Owned by the call's frame, so it outlives its attempts;
+/// every call waiting for a retry carries one, so it holds nothing that is not used.
 struct call_context {
   runtime* rt = nullptr;
-  call_context* parent = nullptr;
+  /// The call's name (empty for a root task).
   std::string_view name;
   /// Where a stop request reaches the work; null when nothing can stop it (the fast path).
   const std::stop_token* stop = nullptr;

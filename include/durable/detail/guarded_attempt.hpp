@@ -109,7 +109,7 @@ root_task run_attempt_in_background(join_ref<typename Task::value_type> join, F 
       join->outcome.emplace_fault([] { return fault_from_current_exception<Policy>(); });
     }
     if (attempt.valid()) {
-      call_context context{join->rt, nullptr, name, &join->token, scope.get()};
+      call_context context{join->rt, name, &join->token, scope.get()};
       result<T>& out = co_await outcome_awaiter<T, Policy>{attempt.handle(), &context};
       join->outcome.take_from(out);
     } else if (!join->outcome.has_fault()) {

@@ -22,25 +22,47 @@ struct fault {
   status code = status::permanent_error;
   /// The exception that ended the body; null for `fail` and output inspection.
   std::exception_ptr exception;
-  /// For `fail` and output inspection: what went wrong.
+  /// For `fail` and output inspection: what went wrong (read it with `text()`).
   std::string message;
+  /// A `fail` message given as characters (a literal, a string_view), not copied yet: a call
+  /// that retries never needs the text. Valid while the task that failed exists, so it is
+  /// copied into `message` (`keep_text`) whenever the fault is taken out of that task.
+  std::string_view borrowed;
   std::optional<std::chrono::nanoseconds> retry_after;
   /// A child call already gave up (a durable::failure): the enclosing call must not retry.
   bool final = false;
   failure_reason reason = failure_reason::fatal_status;
+  /// What went wrong, for `fail` and output inspection.
+  [[nodiscard]] std::string_view text() const noexcept {
+    return borrowed.data() != nullptr ? borrowed : std::string_view(message);
+  }
+  /// Copies a borrowed message into the fault, which may then outlive the task that failed.
+  /// Without memory for it the message is lost, not the fault.
+  void keep_text() noexcept {
+    if (borrowed.data() == nullptr) return;
+    try {
+      message.assign(borrowed);
+    } catch (...) {
+    }
+    borrowed = {};
+  }
+
+  /// The shared out-of-memory fault, which is never freed. (A flag rather than a comparison
+  /// with its address, which would cost the static's initialisation check on every free.)
+  bool shared = false;
 };
 
 /// The fault used when there is no memory for a fault: what std::bad_alloc stands for, with no
 /// message. Shared and never freed, so reporting out-of-memory needs no memory.
 inline const fault& out_of_memory_fault() noexcept {
-  static const fault f{status::temporary_error, {}, {}, {}, false, failure_reason::fatal_status};
+  static const fault f{status::temporary_error, {}, {}, {}, {}, false, failure_reason::fatal_status, true};
   return f;
 }
 
 /// Faults are allocated like frames (recycled per thread), so a failed attempt costs no malloc.
 struct fault_deleter {
   void operator()(fault* f) const noexcept {
-    if (f == &out_of_memory_fault()) return;
+    if (f->shared) return;
     f->~fault();
     deallocate_frame(f, sizeof(fault));
   }
@@ -116,13 +138,18 @@ class result {
   void take_from(result& other) {
     value_.reset();
     if (other.value_) value_.emplace(std::move(*other.value_));
-    fault_ = std::move(other.fault_);
+    fault_ = other.release_fault();
   }
 
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
   [[nodiscard]] bool has_fault() const noexcept { return fault_ != nullptr; }
   [[nodiscard]] fault& get_fault() noexcept { return *fault_; }
-  [[nodiscard]] fault_ptr release_fault() noexcept { return std::move(fault_); }
+  [[nodiscard]] const fault& get_fault() const noexcept { return *fault_; }
+  /// The fault, taken out to outlive the task: its message is kept (see fault::borrowed).
+  [[nodiscard]] fault_ptr release_fault() noexcept {
+    if (fault_ != nullptr && !fault_->shared) fault_->keep_text();
+    return std::move(fault_);
+  }
   [[nodiscard]] value_storage& storage() noexcept { return *value_; }
 
   /// The value, moved out (a reference for T&, nothing for void).

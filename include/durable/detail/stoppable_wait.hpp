@@ -4,6 +4,7 @@
 #include <coroutine>
 #include <optional>
 #include <stop_token>
+#include <utility>
 
 #include "../clock.hpp"
 #include "../runtime.hpp"
@@ -33,8 +34,8 @@ class stoppable_wait {
       stopped_early_ = true;
       return false;
     }
-    rt_ = &rt;
     wait_ = cancellable_wait::make(h, 1);
+    wait_->rt = &rt;
     // Registered before arming: a stop requested meanwhile runs the canceller right here,
     // which marks the wait cancelled so that `arm` refuses it.
     wait_->on_stop.emplace(*stop, cancellable_wait::canceller{&rt, wait_});
@@ -43,7 +44,7 @@ class stoppable_wait {
 
   /// After the waiter resumed (or did not suspend): true if a stop request ended the wait.
   [[nodiscard]] bool resume() noexcept {
-    if (wait_ == nullptr) return stopped_early_;
+    if (wait_ == nullptr) return std::exchange(stopped_early_, false);  // ready for another wait
     const bool stopped = wait_->st == cancellable_wait::state::cancelled;
     finish();
     return stopped;
@@ -54,11 +55,12 @@ class stoppable_wait {
     if (wait_ == nullptr) return;
     // Waits for a canceller running on another thread to return, so none can run after this.
     wait_->on_stop.reset();
-    rt_->release(wait_);
+    wait_->rt->release(wait_);
     wait_ = nullptr;
   }
 
-  runtime* rt_ = nullptr;
+  // Two words, not three: the runtime is kept in the wait, which exists only when stoppable, so
+  // that a call suspended for its retry carries as little as possible (see benchmarks/memory).
   cancellable_wait* wait_ = nullptr;
   bool stopped_early_ = false;
 };
