@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -493,4 +494,83 @@ TEST_CASE("co_yield fail works in a task of a reference type", "[fail][asan]") {
   const durable::failure f = failure_of(fail_reference(continued));
   CHECK(f.code() == status::tls_error);
   CHECK_FALSE(continued);
+}
+
+// A message given as characters (a literal, a string_view) is borrowed, not copied, while the
+// task that failed exists: these tests free that task before the message is read, so a
+// dangling view shows as a wrong message (and under ASan as a use after free).
+namespace {
+durable::durable_task<int> fail_with_view_of_a_local() {
+  const std::string local = "from the frame: " + long_reason;
+  co_yield durable::fail(status::temporary_error, std::string_view(local));
+  co_return 1;
+}
+
+durable::durable_task<int> fail_with_c_string_of_a_local() {
+  const std::string local = "c string: " + long_reason;
+  co_yield durable::fail(status::throttled, local.c_str(), 5s);
+  co_return 1;
+}
+}  // namespace
+
+TEST_CASE("a fail message borrowed from the task's frame outlives the task", "[fail][asan]") {
+  const durable::failure f = failure_of(fail_with_view_of_a_local());
+  CHECK(f.code() == status::temporary_error);
+  CHECK_THAT(f.what(), Contains("from the frame: " + long_reason));
+  const durable::failure g = failure_of(fail_with_c_string_of_a_local());
+  CHECK(g.code() == status::throttled);
+  CHECK_THAT(g.what(), Contains("c string: " + long_reason));
+}
+
+TEST_CASE("a borrowed fail message reaches a catching parent as the error's message", "[fail][asan]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  const std::string seen = rt.run([]() -> durable::durable_task<std::string> {
+    try {
+      co_await fail_with_view_of_a_local();
+    } catch (const durable::error& e) {
+      co_return e.what();
+    }
+    co_return "not caught";
+  }());
+  CHECK(seen == "from the frame: " + long_reason);
+}
+
+TEST_CASE("a durable function that gives up reports a borrowed fail message", "[fail][function][asan]") {
+  const durable::function f{"borrows", []() { return fail_with_view_of_a_local(); },
+                            {.jitter = durable::jitter::none, .max_attempts = 2}};
+  const durable::failure failed = failure_of(f());
+  CHECK(failed.attempts() == 2);
+  CHECK_THAT(failed.what(), Contains("from the frame: " + long_reason));
+}
+
+TEST_CASE("an attempt run under a timeout keeps its borrowed fail message", "[fail][function][asan]") {
+  const durable::function f{"guarded", []() { return fail_with_view_of_a_local(); },
+                            {.jitter = durable::jitter::none, .max_attempts = 1, .attempt_timeout = 1h}};
+  const durable::failure failed = failure_of(f());
+  CHECK(failed.code() == status::temporary_error);
+  CHECK_THAT(failed.what(), Contains("from the frame: " + long_reason));
+}
+
+TEST_CASE("every child's borrowed fail message is kept by any's all_failed", "[fail][fan_out][asan]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  const std::vector<std::string> messages = rt.run([]() -> durable::durable_task<std::vector<std::string>> {
+    std::vector<std::string> seen;
+    try {
+      co_await durable::any(fail_with_view_of_a_local(), fail_with_c_string_of_a_local());
+    } catch (const durable::all_failed& all) {
+      for (const std::exception_ptr& cause : all.causes()) {
+        try {
+          std::rethrow_exception(cause);
+        } catch (const std::exception& e) {
+          seen.emplace_back(e.what());
+        }
+      }
+    }
+    co_return seen;
+  }());
+  REQUIRE(messages.size() == 2);
+  CHECK_THAT(messages[0], Contains("from the frame: " + long_reason));
+  CHECK_THAT(messages[1], Contains("c string: " + long_reason));
 }

@@ -318,3 +318,40 @@ TEST_CASE("backoff saturates at max_delay and does not overflow after very many 
   const durable::retry_policy huge{.initial_delay = 1s, .multiplier = 1e300, .max_delay = 24h};
   CHECK(durable::detail::next_base_delay(huge, durable::detail::next_base_delay(huge, 1s)) == 24h);
 }
+
+TEST_CASE("a call failing at once, again and again, still lets other work of its thread run", "[retry]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  bool other_ran = false;
+  int invocations = 0;
+  const durable::function f{"spins",
+                            [&]() -> durable_task<int> {
+                              if (++invocations == 1) {
+                                rt.spawn([](bool& ran) -> durable_task<> {
+                                  ran = true;
+                                  co_return;
+                                }(other_ran));
+                              }
+                              // Without fairness this would spin until the bound below.
+                              if (!other_ran && invocations < 100'000) {
+                                co_yield durable::fail(status::temporary_error, "again");
+                              }
+                              co_return invocations;
+                            },
+                            no_jitter({.initial_delay = 0ms})};
+  const int finished_at = rt.run(f());
+  CHECK(other_ran);
+  CHECK(finished_at < 100);
+}
+
+TEST_CASE("immediate retries report every attempt in order", "[retry]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  recorder log{rt};
+  int invocations = 0;
+  const durable::function f{"immediate-events", fails_until{&invocations, 40}, no_jitter({.initial_delay = 0ms})};
+  CHECK(rt.run(f()) == 40);
+  CHECK(log.count(event_kind::attempt_started) == 40);
+  CHECK(log.count(event_kind::retry_scheduled) == 39);
+  CHECK(log.delays_ms() == std::vector<std::int64_t>(39, 0));
+}

@@ -153,6 +153,8 @@ class retry_wait {
   bool pending_ = false;
   std::uint8_t in_a_row_ = 0;  // immediate retries run without suspending since the last wait
 };
+static_assert(sizeof(retry_wait) <= 4 * sizeof(void*),
+              "durable: every call waiting for a retry carries a retry_wait: keep it to four words");
 
 /// One attempt's own copy of the arguments, alive until the attempt ends (a `const&` or `&&`
 /// parameter refers into it). Anything bigger than a pointer lives in pooled memory rather

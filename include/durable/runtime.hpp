@@ -655,6 +655,8 @@ class runtime {
     static constexpr std::uintptr_t cancellable_tag = 1;
     std::uintptr_t target_;
   };
+  static_assert(sizeof(timer) <= 2 * sizeof(std::uint64_t) + sizeof(void*),
+                "durable: a million calls waiting for retries are a million timers: keep them small");
 
   static std::uint64_t seed_of(const runtime_options& options) {
     if (options.seed) return *options.seed;
