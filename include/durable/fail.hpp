@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,13 +16,13 @@ namespace durable {
 /// status. Only meaningful as the operand of `co_yield` in a `durable_task`.
 struct fail_request {
   status code;
-  /// The message when it was given as characters (a literal, a `string_view`): they are read
-  /// only if the failure is reported, while the failed task still exists.
+  /// The message when it was given as a constant character array (a string literal): not
+  /// copied unless the failure is reported, and then while the failed task still exists. Null
+  /// when the message is in `owned`.
   std::string_view text;
-  /// The message when it was given as a `std::string` (then `text` is empty and unused).
+  /// Any other message.
   std::string owned;
   std::optional<std::chrono::nanoseconds> retry_after;
-  bool is_owned = false;
 };
 
 /// `co_yield durable::fail(status, "why");` ends the current attempt with `code` as if an
@@ -29,31 +30,34 @@ struct fail_request {
 /// task the failure travels to the awaiting caller like an exception. `status::ok` is not a
 /// failure: it is reported as an `invalid_argument` failure saying so.
 [[nodiscard]] inline fail_request fail(status code, std::string message) {
-  return {code, {}, std::move(message), std::nullopt, true};
+  return {code, {}, std::move(message), std::nullopt};
 }
-/// As above. The characters are not copied unless the failure is reported: they must stay
-/// valid while the task that yields the request exists (a literal, or a string in its frame).
-[[nodiscard]] inline fail_request fail(status code, std::string_view message) {
-  return {code, message, {}, std::nullopt, false};
+/// As above, for a string literal (or any `const char` array): its characters cannot change and
+/// outlive the task, so they are only copied if the failure is reported. A call that retries
+/// never builds a `std::string` for it.
+template <std::size_t N>
+[[nodiscard]] fail_request fail(status code, const char (&message)[N]) {
+  return {code, std::string_view(message), {}, std::nullopt};
 }
-/// As above (a string literal: no std::string is built until the failure keeps the message).
-[[nodiscard]] inline fail_request fail(status code, const char* message) {
-  return fail(code, std::string_view(message));
+/// As above, for a character array that may change: copied at once.
+template <std::size_t N>
+[[nodiscard]] fail_request fail(status code, char (&message)[N]) {
+  return {code, {}, std::string(message), std::nullopt};
 }
 
 /// As above, with a retry-after hint that replaces the computed backoff for the next retry.
-[[nodiscard]] inline fail_request fail(status code, std::string message,
-                                       std::chrono::nanoseconds retry_after) {
-  return {code, {}, std::move(message), retry_after, true};
+[[nodiscard]] inline fail_request fail(status code, std::string message, std::chrono::nanoseconds retry_after) {
+  return {code, {}, std::move(message), retry_after};
 }
 /// As above.
-[[nodiscard]] inline fail_request fail(status code, std::string_view message,
-                                       std::chrono::nanoseconds retry_after) {
-  return {code, message, {}, retry_after, false};
+template <std::size_t N>
+[[nodiscard]] fail_request fail(status code, const char (&message)[N], std::chrono::nanoseconds retry_after) {
+  return {code, std::string_view(message), {}, retry_after};
 }
 /// As above.
-[[nodiscard]] inline fail_request fail(status code, const char* message, std::chrono::nanoseconds retry_after) {
-  return fail(code, std::string_view(message), retry_after);
+template <std::size_t N>
+[[nodiscard]] fail_request fail(status code, char (&message)[N], std::chrono::nanoseconds retry_after) {
+  return {code, {}, std::string(message), retry_after};
 }
 
 }  // namespace durable

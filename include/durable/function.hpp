@@ -32,7 +32,8 @@ namespace durable {
 namespace detail {
 
 /// The retry side of one call: counts nothing itself, but remembers what the backoff formula
-/// needs (the base delay, the previous delay, the deadline) and decides after each failure.
+/// needs (the delay that grows from retry to retry, the deadline) and decides after each
+/// failure.
 class retry_schedule {
  public:
   /// After a failed attempt: give up (and why), or wait `delay` before the next one.
@@ -93,31 +94,39 @@ class retry_schedule {
   time_point deadline_ = no_deadline;
 };
 
-/// The wait before a call's next attempt, scheduled after a failed attempt (or, after a
-/// restart, from the retry wait the journal recorded) and then awaited. A stop request ends the
-/// wait at once; `co_await` yields `status::ok`, or, when the call was stopped during (or by
-/// the end of) the wait, the status of the attempt that failed last.
+/// Where a call is in its retry loop: the attempt it is on, and the wait before the next one,
+/// scheduled after a failed attempt (or, after a restart, from the retry wait the journal
+/// recorded) and then awaited. A stop request ends the wait at once; `stopped()` then says so.
 ///
 /// A zero delay does not suspend: the retry runs at once, as a hand-written loop would. Only
 /// every `inline_retries`-th one in a row goes through the runtime's queue (this thread's own,
 /// run next without locking), so that a call failing at once, forever, still lets the other
 /// work of its thread run. Either way the stack does not grow.
-class retry_wait {
+class retry_state {
  public:
   static constexpr std::uint8_t inline_retries = 16;
 
-  explicit retry_wait(const call_context& call) noexcept : call_(&call) {}
-  retry_wait(const retry_wait&) = delete;
-  retry_wait& operator=(const retry_wait&) = delete;
+  explicit retry_state(const call_context& call) noexcept : call_(&call) {}
+  retry_state(const retry_state&) = delete;
+  retry_state& operator=(const retry_state&) = delete;
+
+  /// The attempt the call is on (the first is 1).
+  [[nodiscard]] std::uint32_t attempt() const noexcept { return attempt_; }
+  /// Goes on with attempt `n` (after a restart, the one after the journal's last).
+  void start_at(std::uint32_t n) noexcept { attempt_ = n; }
+  /// Moves on to the next attempt.
+  void advance() noexcept { ++attempt_; }
 
   /// The next attempt is due after `delay`; `last` is the status of the attempt that failed.
   void schedule(std::chrono::nanoseconds delay, status last) noexcept {
     delay_ = delay;
     last_ = last;
-    pending_ = true;
+    wait_state_ = wait_state::pending;
   }
   /// True once scheduled, until awaited.
-  [[nodiscard]] bool pending() const noexcept { return pending_; }
+  [[nodiscard]] bool pending() const noexcept { return wait_state_ == wait_state::pending; }
+  /// After the wait: true if a stop request ended it (or came by its end).
+  [[nodiscard]] bool stopped() const noexcept { return wait_state_ == wait_state::stopped; }
   /// The status of the attempt that failed last.
   [[nodiscard]] status last() const noexcept { return last_; }
 
@@ -138,23 +147,26 @@ class retry_wait {
     in_a_row_ = 0;
     return wait_.suspend(rt, call_->stop, add_saturating(rt.now(), delay_), h);
   }
-  [[nodiscard]] status await_resume() noexcept {
-    pending_ = false;
-    return wait_.resume() || call_->stop_requested() ? last_ : status::ok;
+  void await_resume() noexcept {
+    wait_state_ = wait_.resume() || call_->stop_requested() ? wait_state::stopped : wait_state::over;
   }
 
  private:
+  enum class wait_state : std::uint8_t { over, pending, stopped };
+
   // In the frame of every call waiting for its retry: four words, the small fields in the
-  // wait's tail padding.
+  // wait's tail padding. (The attempt number is here, not a local of the loop, for the same
+  // reason: a local would take a word of its own.)
   const call_context* call_;
   std::chrono::nanoseconds delay_{};
   [[no_unique_address]] stoppable_wait wait_;
   status last_ = status::ok;
-  bool pending_ = false;
+  wait_state wait_state_ = wait_state::over;
   std::uint8_t in_a_row_ = 0;  // immediate retries run without suspending since the last wait
+  std::uint32_t attempt_ = 1;
 };
-static_assert(sizeof(retry_wait) <= 4 * sizeof(void*),
-              "durable: every call waiting for a retry carries a retry_wait: keep it to four words");
+static_assert(sizeof(void*) != 8 || sizeof(retry_state) <= 32,
+              "durable: every call waiting for a retry carries a retry_state: keep it to four words");
 
 /// One attempt's own copy of the arguments, alive until the attempt ends (a `const&` or `&&`
 /// parameter refers into it). Anything bigger than a pointer lives in pooled memory rather
@@ -168,12 +180,16 @@ class fresh_arguments {
   fresh_arguments() noexcept = default;
   fresh_arguments(const fresh_arguments&) = delete;
   fresh_arguments& operator=(const fresh_arguments&) = delete;
-  ~fresh_arguments() {
+  ~fresh_arguments() { reset(); }
+
+  /// Ends the copy (the attempt it was made for is over).
+  void reset() noexcept {
     if constexpr (inline_copy) {
-      return;
+      copy_.reset();
     } else if (copy_ != nullptr) {
       copy_->~tuple();
       deallocate_frame(copy_, sizeof(tuple));
+      copy_ = nullptr;
     }
   }
 
@@ -393,27 +409,36 @@ void enter_call(Spec& spec, promise_base& self) {
   if (context.stop_requested()) throw_call_cancelled(spec, 0, status::permanent_error);
 }
 
-/// After a restart: the attempt the call goes on with, and (in `next`) when it is due, from the
-/// retry wait the journal recorded for it. Without one: the first attempt, now.
+/// After a restart: the attempt the call goes on with, and when it is due, from the retry wait
+/// the journal recorded for it. Without one: the first attempt, now.
 template <class Spec>
-std::uint32_t recorded_retry(Spec& spec, retry_wait& next) {
+void resume_from_journal(Spec& spec, retry_state& retry) {
   const std::uint32_t waited = spec.journal.recorded_retry();
-  if (waited == 0) return 1;
+  if (waited == 0) return;
   spec.schedule.fast_forward(waited);
-  next.schedule(spec.journal.until_recorded_retry(*spec.context.rt), status::permanent_error);
-  return waited + 1;
+  retry.start_at(waited + 1);
+  retry.schedule(spec.journal.until_recorded_retry(*spec.context.rt), status::permanent_error);
+}
+
+/// An attempt that could not start (copying the arguments or calling the callable threw, or the
+/// callable returned an empty task), as a task that ends with that fault at once, so that the
+/// loop treats it like any failed attempt. Only this rare path allocates a frame for it.
+template <class Task>
+Task failed_attempt(fault_ptr cause) {
+  co_yield forwarded_fault{cause.release()};
+  std::terminate();  // never reached: a task is not resumed after co_yield of a fault
 }
 
 /// Starts one attempt: a fresh copy of the arguments in `fresh` and the callable's task (an
-/// inline one, or a guarded one the call can walk away from). What copying the arguments or
-/// calling the callable throws, or an empty task, ends up in `failed` instead.
+/// inline one, or a guarded one the call can walk away from), ready to be resumed in `context`.
 template <class Task, class Spec, class... Args>
-Task start_attempt(Spec& spec, std::uint32_t attempt, fresh_arguments<Args...>& fresh, fault_ptr& failed) noexcept {
+Task start_attempt(Spec& spec, std::uint32_t attempt, fresh_arguments<Args...>& fresh) {
   call_context& context = spec.context;
+  if (spec.journal) context.scope = spec.journal.begin_attempt();
+  context.rt->emit(event_kind::attempt_started, context.name, attempt, status::ok);
   Task started;
+  fault_ptr not_started;
   try {
-    if (spec.journal) context.scope = spec.journal.begin_attempt();
-    context.rt->emit(event_kind::attempt_started, context.name, attempt, status::ok);
     if (spec.schedule.attempt_timeout() != std::chrono::nanoseconds::zero() ||
         (context.stop != nullptr && context.stop->stop_possible())) {
       started = guarded_attempt<Task>(spec, context);
@@ -422,32 +447,12 @@ Task start_attempt(Spec& spec, std::uint32_t attempt, fresh_arguments<Args...>& 
                            fresh.fill(spec.args));
     }
   } catch (...) {
-    failed = make_fault_with([] { return fault_from_current_exception<typename Task::policy_type>(); });
-    return started;
+    not_started = make_fault_with([] { return fault_from_current_exception<typename Task::policy_type>(); });
   }
-  if (started.valid()) {
-    started.handle().promise().ctx = &context;
-  } else {
-    failed = empty_task_fault();
-  }
+  if (!not_started && !started.valid()) not_started = empty_task_fault();
+  if (not_started) started = failed_attempt<Task>(std::move(not_started));
+  started.handle().promise().ctx = &context;
   return started;
-}
-
-/// Runs a call's attempt (started by `start_attempt`) until it ends; its outcome stays in its
-/// promise. One word in the call's frame.
-template <class Task>
-struct attempt_awaiter {
-  std::coroutine_handle<typename Task::promise_type> attempt;
-  bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> call) const noexcept {
-    attempt.promise().continuation = call;
-    return transfer_to(attempt);
-  }
-  void await_resume() const noexcept {}
-};
-template <class Task>
-attempt_awaiter<Task> run_attempt(const Task& attempt) noexcept {
-  return {attempt.handle()};
 }
 
 /// After an attempt ended: true if it succeeded (journaled and reported; its value is still in
@@ -461,35 +466,41 @@ bool attempt_succeeded(Spec& spec, std::uint32_t attempt, const Task& ended) {
   return true;
 }
 
-/// Why an attempt failed: the fault in its promise (read while the attempt still exists, so a
-/// `fail` message is never copied just to be dropped), or the one `start_attempt` made.
-template <class Task>
-const fault& attempt_fault(const Task& attempt, const fault_ptr& not_started) noexcept {
-  return attempt.valid() ? attempt.handle().promise().outcome.get_fault() : *not_started;
-}
-
-/// After a failed attempt: either throws the call's durable::failure, or schedules `next`.
-template <class Spec>
-void plan_retry(Spec& spec, std::uint32_t attempt, const fault& failed, retry_wait& next) {
+/// After a failed attempt: either throws the call's durable::failure, or schedules the retry. The
+/// fault is read where it is, in the attempt's promise (so a borrowed `fail` message is copied
+/// only into a failure); then the attempt's frame and arguments are freed, before any event or
+/// journal record reports the failure. A stop requested until then (even by an event callback)
+/// ends the call instead of the retry.
+template <class Spec, class Task, class... Args>
+void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_state& retry) {
   const call_context& context = spec.context;
+  const std::uint32_t attempt = retry.attempt();
   runtime& rt = *context.rt;
-  rt.emit(event_kind::attempt_failed, context.name, attempt, failed.code);
-  retry_schedule::decision decided = spec.schedule.after_failure(failed, attempt, rt);
-  if (!decided.give_up && context.stop_requested()) decided.give_up = failure_reason::cancelled;
+  const fault& failed = ended.handle().promise().outcome.get_fault();
+  const status code = failed.code;
+  const retry_schedule::decision decided = spec.schedule.after_failure(failed, attempt, rt);
+  std::optional<failure> gave_up;
   if (decided.give_up) {
-    rt.emit(event_kind::failed, context.name, attempt, failed.code);
-    failure gave_up(failed.code, *decided.give_up, attempt, context.name, failed.exception, failed.text());
-    if (spec.journal) spec.journal.failed(gave_up);
-    throw gave_up;
+    gave_up.emplace(code, *decided.give_up, attempt, context.name, failed.exception, failed.text());
+  } else if (context.stop != nullptr) {  // in case a stop comes before the retry is scheduled
+    gave_up.emplace(code, failure_reason::cancelled, attempt, context.name, failed.exception, failed.text());
   }
-  rt.emit(event_kind::retry_scheduled, context.name, attempt, failed.code, decided.delay);
-  if (spec.journal) spec.journal.waiting(attempt, failed.code, add_saturating(rt.now(), decided.delay));
-  next.schedule(decided.delay, failed.code);
+  ended = Task();
+  fresh.reset();
+  rt.emit(event_kind::attempt_failed, context.name, attempt, code);
+  if (decided.give_up || context.stop_requested()) {
+    rt.emit(event_kind::failed, context.name, attempt, code);
+    if (spec.journal) spec.journal.failed(*gave_up);
+    throw std::move(*gave_up);
+  }
+  rt.emit(event_kind::retry_scheduled, context.name, attempt, code, decided.delay);
+  if (spec.journal) spec.journal.waiting(attempt, code, add_saturating(rt.now(), decided.delay));
+  retry.schedule(decided.delay, code);
 }
 
 /// The retry loop of one call. Each attempt gets a fresh copy of the arguments (kept alive in
 /// this frame until the attempt ends, so reference parameters never dangle); between attempts
-/// the attempt's frame is gone and this frame waits on a runtime timer.
+/// the attempt's frame is gone and this frame waits in its `retry_state`.
 template <class Task, class F, class... Args>
 Task run_call(call_spec<F, Args...> spec) {
   using T = typename Task::value_type;
@@ -497,29 +508,28 @@ Task run_call(call_spec<F, Args...> spec) {
   // done in ordinary functions, so that their locals and temporaries stay off it, and the
   // awaiters are few: g++ gives every co_await expression a slot of its own.
   enter_call(spec, co_await promise_probe{});
-  retry_wait next(spec.context);
-  std::uint32_t attempt = 1;
+  retry_state retry(spec.context);
   if (spec.journal) {
     // A call the journal saw complete returns what it returned, without running again; one it
     // saw waiting for a retry goes on from there, at the recorded time.
     if (spec.journal.completed(spec.context.name)) co_return spec.journal.template replay<T>(spec.context.name);
-    attempt = recorded_retry(spec, next);
+    resume_from_journal(spec, retry);
   }
-  for (;; ++attempt) {
-    if (next.pending()) {
-      if (co_await next != status::ok) throw_call_cancelled(spec, attempt - 1, next.last());
+  for (;; retry.advance()) {
+    if (retry.pending()) {
+      co_await retry;  // a statement: a value or a condition here would take frame slots
+      if (retry.stopped()) throw_call_cancelled(spec, retry.attempt() - 1, retry.last());
     }
     {
       fresh_arguments<Args...> fresh;
-      fault_ptr not_started;
-      Task attempt_task = start_attempt<Task>(spec, attempt, fresh, not_started);
-      if (attempt_task.valid()) {
-        co_await run_attempt(attempt_task);
-        if (attempt_succeeded(spec, attempt, attempt_task)) co_return attempt_task.handle().promise().outcome.take_value();
+      Task attempt_task = start_attempt<Task>(spec, retry.attempt(), fresh);
+      co_await resume_task(attempt_task);
+      if (attempt_succeeded(spec, retry.attempt(), attempt_task)) {
+        co_return attempt_task.handle().promise().outcome.take_value();
       }
       // incompatible_state restarts from scratch: with no journal that is an ordinary retry.
-      plan_retry(spec, attempt, attempt_fault(attempt_task, not_started), next);
-    }  // the attempt's frame and its fault are gone before the call waits
+      plan_retry(spec, attempt_task, fresh, retry);
+    }
   }
 }
 

@@ -700,7 +700,8 @@ class runtime {
     if (stop != nullptr && stop->token.stop_requested()) {
       emit(event_kind::failed, {}, 0, status::permanent_error);
     } else {
-      co_await detail::outcome_awaiter<T, Policy>{task.handle(), stop != nullptr ? &stop->context : &unstoppable_};
+      task.handle().promise().ctx = stop != nullptr ? &stop->context : &unstoppable_;
+      co_await detail::resume_task(task);
       report_spawned(task.handle().promise().outcome);
     }
     forget(co_await detail::root_probe{});
@@ -826,11 +827,12 @@ class runtime {
     while (!timers_.empty() && timers_.top().when <= current) {
       const timer due = timers_.top();
       timers_.pop();
-      ready_.push_back(due.handle());
+      const std::coroutine_handle<> h = due.handle();
       if (detail::cancellable_wait* w = due.wait()) {
         w->st = detail::cancellable_wait::state::fired;
         release_locked(w);  // the waiter still holds it
       }
+      ready_.push_back(h);
       fired = true;
       drop_cancelled_timers();
     }
@@ -899,8 +901,9 @@ class runtime {
     {
       detail::trampoline here;
       here.resume(h);
-      // Bounded, so that an endless stream of immediate retries cannot starve the shared queue
-      // and the timers; what is left goes to the shared queue.
+      // Bounded, so that an endless stream of immediate retries (each item here runs up to
+      // retry_wait::inline_retries attempts) cannot starve the shared queue and the timers;
+      // what is left goes to the shared queue.
       for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
     }
     lock.lock();

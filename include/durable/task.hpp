@@ -130,10 +130,10 @@ inline fault fault_from_request(fail_request&& r) {
     f.message = "durable::fail was given status::ok, which is not a failure";
   } else {
     f.code = r.code;
-    if (r.is_owned) {
+    if (r.text.data() == nullptr) {
       f.message = std::move(r.owned);
     } else {
-      f.borrowed = r.text;  // the characters outlive the failed task's frame: see fault::borrowed
+      f.borrowed = r.text;  // valid while this task exists; release_fault copies them
     }
     f.retry_after = r.retry_after;
   }
@@ -306,6 +306,21 @@ struct outcome_awaiter {
   result<T>& await_resume() const noexcept { return child.promise().outcome; }
 };
 
+/// Resumes a task whose context the library set already (a call's attempt, a spawned root's
+/// task) until it ends; its outcome stays in its promise. One word in the awaiting frame,
+/// which matters for a call waiting for its retry.
+template <class Promise>
+struct resume_awaiter {
+  std::coroutine_handle<Promise> child;
+  explicit resume_awaiter(std::coroutine_handle<Promise> h) noexcept : child(h) {}
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) const noexcept {
+    child.promise().continuation = caller;
+    return transfer_to(child);
+  }
+  void await_resume() const noexcept {}
+};
+
 /// `co_await promise_probe{}` yields the awaiting coroutine's own promise without suspending.
 struct promise_probe {
   promise_base* found = nullptr;
@@ -386,6 +401,14 @@ durable_task<T, Policy> task_promise<T, Policy>::get_return_object() noexcept {
 template <class Policy>
 durable_task<void, Policy> task_promise<void, Policy>::get_return_object() noexcept {
   return durable_task<void, Policy>(std::coroutine_handle<task_promise>::from_promise(*this));
+}
+
+/// `co_await resume_task(t)`: a `resume_awaiter` for a task whose context is set. (Takes the
+/// task, not its handle: g++ would keep a handle built in the co_await expression in the
+/// awaiting frame.)
+template <class T, class Policy>
+resume_awaiter<task_promise<T, Policy>> resume_task(const durable_task<T, Policy>& task) noexcept {
+  return resume_awaiter<task_promise<T, Policy>>(task.handle());
 }
 
 template <class T>

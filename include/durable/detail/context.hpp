@@ -13,8 +13,9 @@ namespace durable::detail {
 class journal_scope;
 
 /// Shared by a call (or a root task) and every plain task it awaits: the runtime that drives
-/// them and the call they belong to. Owned by the call's frame, so it outlives its attempts;
-/// every call waiting for a retry carries one, so it holds nothing that is not used.
+/// them and the call they belong to. A call's is in the call's frame, so it outlives its
+/// attempts; a spawned root's is the runtime's own (read only) unless a stop token can stop it.
+/// Every call waiting for a retry carries one, so it holds nothing that is not used.
 struct call_context {
   runtime* rt = nullptr;
   /// The call's name (empty for a root task).

@@ -17,6 +17,16 @@
 
 namespace durable::detail {
 
+/// A flag that copies and moves of its owner do not take along.
+struct not_copied_flag {
+  bool value = false;
+  constexpr not_copied_flag() noexcept = default;
+  constexpr not_copied_flag(bool v) noexcept : value(v) {}  // NOLINT: implicit, for aggregates
+  constexpr not_copied_flag(const not_copied_flag&) noexcept {}
+  constexpr not_copied_flag& operator=(const not_copied_flag&) noexcept { return *this; }
+  constexpr explicit operator bool() const noexcept { return value; }
+};
+
 /// Why an attempt (or a plain task) did not produce a value.
 struct fault {
   status code = status::permanent_error;
@@ -49,7 +59,8 @@ struct fault {
 
   /// The shared out-of-memory fault, which is never freed. (A flag rather than a comparison
   /// with its address, which would cost the static's initialisation check on every free.)
-  bool shared = false;
+  /// A copy of that fault is an ordinary one: the flag is not copied.
+  not_copied_flag shared;
 };
 
 /// The fault used when there is no memory for a fault: what std::bad_alloc stands for, with no

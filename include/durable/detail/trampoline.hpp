@@ -26,7 +26,7 @@ namespace durable::detail {
 /// -O0 under sanitizers.
 inline constexpr std::uintptr_t stack_budget = 64 * 1024;
 
-/// The lowest frame address a transfer may run at on this thread; 0 when no trampoline is
+/// The lowest stack address a transfer may run at on this thread; 0 when no trampoline is
 /// active (then nothing is parked: a foreign resumer gets plain symmetric transfer). Both
 /// thread_locals are trivially constructible, so reading them costs no initialisation guard.
 inline thread_local constinit std::uintptr_t stack_limit = 0;
