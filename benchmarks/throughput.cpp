@@ -6,7 +6,8 @@
 // Two ways to fail: `throughput/` fails by returning (`co_yield durable::fail` against a job
 // that returns a failure code), `throughput_throw/` by throwing an exception that is caught
 // (classified by the runtime against a plain try/catch in the job). Either way the retry is
-// immediate: the failed call is queued again and runs its second try when its turn comes.
+// immediate: the pool's job posts itself again; a durable call runs its second try at once, as
+// the runtime does for zero-delay retries (only every 16th in a row goes through its queue).
 //
 // The work runs on other threads, so the benchmarks use real time (`/real_time`), and so does
 // the ratio that scripts/bench-report computes for them.
@@ -146,9 +147,7 @@ struct pool_work {
 };
 
 // One try of call i as a pool job, with the hand-written retry: a failed try posts the call
-// again (what the runtime does for a zero-delay retry; a plain pool has only its shared queue,
-// where the runtime posts to the worker's own queue without a lock), the successful one counts
-// it. The job captures a pointer and an index: 16 bytes, trivially copyable, so it fits
+// again (a plain pool has only its shared queue), the successful one counts it. The job captures a pointer and an index: 16 bytes, trivially copyable, so it fits
 // std::function's small buffer in libstdc++ and posting a job allocates nothing but the
 // queue's own blocks.
 template <bool Throw>

@@ -321,6 +321,11 @@ struct resume_awaiter {
   void await_resume() const noexcept {}
 };
 
+/// Out of line and cold: the check that calls it is in every `co_await` of a task.
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_awaiting_empty_task() {
+  throw std::logic_error("durable: awaiting an empty (moved-from) durable_task");
+}
+
 /// `co_await promise_probe{}` yields the awaiting coroutine's own promise without suspending.
 struct promise_probe {
   promise_base* found = nullptr;
@@ -375,7 +380,7 @@ class [[nodiscard]] durable_task {
   /// Runs the task to completion as part of the awaiting task; yields its value or rethrows
   /// its failure. Awaiting consumes the task: afterwards it is empty.
   detail::task_awaiter<T, Policy> operator co_await() && {
-    if (!handle_) throw std::logic_error("durable: awaiting an empty (moved-from) durable_task");
+    if (!handle_) [[unlikely]] detail::throw_awaiting_empty_task();
     return detail::task_awaiter<T, Policy>(std::exchange(handle_, {}));
   }
   /// Awaiting a named task consumes it too (`co_await t;` is `co_await std::move(t);`).
