@@ -324,3 +324,58 @@ TEST_CASE("durable::call with an invalid policy is rejected with the field's nam
   CHECK_THROWS_WITH(durable::call(durable::retry_policy{.multiplier = 0.0}, body),
                     Catch::Contains("multiplier"));
 }
+
+TEST_CASE("an attempt's locals and arguments are gone before its failure is reported", "[function][events]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  int alive = 0;
+  std::vector<int> alive_at_failure;
+  rt.on_event([&](const durable::event& e) {
+    if (e.kind == event_kind::attempt_failed || e.kind == event_kind::failed) alive_at_failure.push_back(alive);
+  });
+  struct counted {
+    int* alive;
+    explicit counted(int* a) : alive(a) { ++*alive; }
+    counted(const counted& other) : alive(other.alive) { ++*alive; }
+    counted& operator=(const counted&) = delete;
+    ~counted() { --*alive; }
+  };
+  const durable::function f{"leaves_nothing_behind",
+                            [](counted argument) -> durable_task<int> {
+                              const counted local(argument.alive);
+                              co_yield durable::fail(status::temporary_error, "not yet");
+                              co_return 1;
+                            },
+                            {.jitter = durable::jitter::none, .max_attempts = 2}};
+  {
+    const counted original(&alive);
+    CHECK_THROWS_AS(rt.run(f(original)), durable::failure);
+  }
+  CHECK(alive == 0);
+  // Each report saw only the call's own copy of the argument alive: not the attempt's copy or
+  // local, nor the caller's original (gone with its scope only after the run).
+  CHECK(alive_at_failure == std::vector<int>{2, 2, 2});
+}
+
+TEST_CASE("an attempt that cannot start is reported like any failed attempt", "[function][events]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  recorder log{rt};
+  int tries = 0;
+  auto returns_nothing = [&tries]() -> durable_task<int> {
+    if (++tries == 1) throw std::system_error(std::make_error_code(std::errc::timed_out));
+    return {};  // an empty task: invalid_argument, not retried
+  };
+  try {
+    rt.run(durable::call(quick, returns_nothing));
+    FAIL("the call did not fail");
+  } catch (const durable::failure& f) {
+    CHECK(f.code() == status::invalid_argument);
+    CHECK(f.attempts() == 2);
+  }
+  std::vector<event_kind> kinds;
+  for (const auto& e : log.events) kinds.push_back(e.kind);
+  CHECK(kinds == std::vector<event_kind>{event_kind::attempt_started, event_kind::attempt_failed,
+                                         event_kind::retry_scheduled, event_kind::attempt_started,
+                                         event_kind::attempt_failed, event_kind::failed});
+}
