@@ -579,3 +579,30 @@ TEST_CASE("every child's borrowed fail message is kept by any's all_failed", "[f
   CHECK_THAT(messages[0], Contains(frame_text));
   CHECK_THAT(messages[1], Contains("?: a character array that may change is copied at once"));
 }
+
+TEST_CASE("a fail message in a character array stops at its NUL or at its end", "[fail][asan]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  const std::string seen = rt.run([]() -> durable::durable_task<std::string> {
+    std::string both;
+    try {
+      co_await []() -> durable::durable_task<> {
+        static constexpr char unterminated[3] = {'a', 'b', 'c'};
+        co_yield durable::fail(status::temporary_error, unterminated);
+      }();
+    } catch (const durable::error& e) {
+      both += e.what();
+    }
+    both += "|";
+    try {
+      co_await []() -> durable::durable_task<> {
+        char early[] = "xy\0after-the-nul";
+        co_yield durable::fail(status::temporary_error, early);
+      }();
+    } catch (const durable::error& e) {
+      both += e.what();
+    }
+    co_return both;
+  }());
+  CHECK(seen == "abc|xy");
+}

@@ -25,6 +25,15 @@ struct fail_request {
   std::optional<std::chrono::nanoseconds> retry_after;
 };
 
+namespace detail {
+/// The text of a character array: up to its first NUL, never past its end.
+template <std::size_t N>
+constexpr std::string_view array_text(const char (&chars)[N]) noexcept {
+  const char* end = std::char_traits<char>::find(chars, N, '\0');
+  return std::string_view(chars, end != nullptr ? static_cast<std::size_t>(end - chars) : N);
+}
+}  // namespace detail
+
 /// `co_yield durable::fail(status, "why");` ends the current attempt with `code` as if an
 /// exception with that status had been thrown, but without the cost of a throw. In a plain
 /// task the failure travels to the awaiting caller like an exception. `status::ok` is not a
@@ -37,12 +46,12 @@ struct fail_request {
 /// never builds a `std::string` for it.
 template <std::size_t N>
 [[nodiscard]] fail_request fail(status code, const char (&message)[N]) {
-  return {code, std::string_view(message), {}, std::nullopt};
+  return {code, detail::array_text(message), {}, std::nullopt};
 }
 /// As above, for a character array that may change: copied at once.
 template <std::size_t N>
 [[nodiscard]] fail_request fail(status code, char (&message)[N]) {
-  return {code, {}, std::string(message), std::nullopt};
+  return {code, {}, std::string(detail::array_text(message)), std::nullopt};
 }
 
 /// As above, with a retry-after hint that replaces the computed backoff for the next retry.
@@ -52,12 +61,12 @@ template <std::size_t N>
 /// As above.
 template <std::size_t N>
 [[nodiscard]] fail_request fail(status code, const char (&message)[N], std::chrono::nanoseconds retry_after) {
-  return {code, std::string_view(message), {}, retry_after};
+  return {code, detail::array_text(message), {}, retry_after};
 }
 /// As above.
 template <std::size_t N>
 [[nodiscard]] fail_request fail(status code, char (&message)[N], std::chrono::nanoseconds retry_after) {
-  return {code, {}, std::string(message), retry_after};
+  return {code, {}, std::string(detail::array_text(message)), retry_after};
 }
 
 }  // namespace durable
