@@ -4,6 +4,7 @@
 
 #include <durable/durable.hpp>
 
+#include <chrono>
 #include <cstdint>
 
 using durable::durable_task;
@@ -52,4 +53,22 @@ TEST_CASE("a void chain nested two hundred thousand deep completes", "[task][dee
   int reached = 0;
   rt.run(nested_void(200'000, reached));
   CHECK(reached == 1);
+}
+
+namespace {
+// Every level sleeps after its child returned: each looks up its call's runtime through the
+// chain of tasks above it (found once and remembered on the way, so the chain is walked once).
+durable_task<int> nested_sleeper(int depth) {
+  int below = 0;
+  if (depth > 0) below = co_await nested_sleeper(depth - 1);
+  co_await durable::sleep_for(std::chrono::milliseconds(1));
+  co_return below + 1;
+}
+}  // namespace
+
+TEST_CASE("every task of a chain two hundred thousand deep finds its runtime", "[task][deep][sleep]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  CHECK(rt.run(nested_sleeper(200'000)) == 200'001);
+  CHECK(clock.now() - durable::time_point{} == std::chrono::milliseconds(200'001));
 }

@@ -152,7 +152,7 @@ class fan_out_launch {
   // thread (llvm 56301).
   template <class Promise>
   [[gnu::noinline]] void await_suspend(std::coroutine_handle<Promise> h) {
-    const call_context* ctx = h.promise().ctx;
+    const call_context* ctx = h.promise().context();
     if (ctx == nullptr || ctx->rt == nullptr) {
       throw std::logic_error("durable::gather / any / race must run on a durable::runtime");
     }

@@ -395,7 +395,7 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
 template <class Spec>
 void enter_call(Spec& spec, promise_base& self) {
   self.inspect_output = false;  // the attempt inspected the value already
-  const call_context* caller = self.ctx;
+  const call_context* caller = self.context();
   call_context& context = spec.context;
   if (caller != nullptr) {
     context.rt = caller->rt;
@@ -451,7 +451,7 @@ Task start_attempt(Spec& spec, std::uint32_t attempt, fresh_arguments<Args...>& 
   }
   if (!not_started && !started.valid()) not_started = empty_task_fault();
   if (not_started) started = failed_attempt<Task>(std::move(not_started));
-  started.handle().promise().ctx = &context;
+  started.handle().promise().set_context(&context);
   return started;
 }
 

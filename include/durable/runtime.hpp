@@ -700,7 +700,7 @@ class runtime {
     if (stop != nullptr && stop->token.stop_requested()) {
       emit(event_kind::failed, {}, 0, status::permanent_error);
     } else {
-      task.handle().promise().ctx = stop != nullptr ? &stop->context : &unstoppable_;
+      task.handle().promise().set_context(stop != nullptr ? &stop->context : &unstoppable_);
       co_await detail::resume_task(task);
       report_spawned(task.handle().promise().outcome);
     }

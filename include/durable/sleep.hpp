@@ -34,7 +34,7 @@ class sleep_awaiter {
   [[gnu::noinline]] bool await_suspend(std::coroutine_handle<Promise> h) {
     static_assert(std::is_base_of_v<promise_base, Promise>,
                   "durable::sleep_for / sleep_until can only be awaited in a durable_task");
-    const call_context* ctx = h.promise().ctx;
+    const call_context* ctx = h.promise().context();
     runtime* rt = ctx != nullptr ? ctx->rt : nullptr;
     if (rt == nullptr) {
       throw std::logic_error("durable::sleep_for / sleep_until: the task is not running on a durable::runtime");

@@ -20,7 +20,7 @@ class stop_token_probe {
   bool await_suspend(std::coroutine_handle<Promise> self) noexcept {
     static_assert(std::is_base_of_v<promise_base, Promise>,
                   "durable::this_stop_token can only be awaited in a durable_task");
-    const call_context* ctx = self.promise().ctx;
+    const call_context* ctx = self.promise().context();
     if (ctx != nullptr && ctx->stop != nullptr) token_ = *ctx->stop;
     return false;
   }
