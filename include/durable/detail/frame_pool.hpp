@@ -37,10 +37,7 @@ struct free_frame {
 // the lists are released at thread exit by `frame_cache_release` below.
 struct frame_cache {
   free_frame* heads[frame_classes];
-  /// How many more frames each class may keep. Zero (no room) until this thread's first free
-  /// registers the release at thread exit, and again from thread exit on: so a free tests one
-  /// counter, and only a full class (or those two moments) takes the slow path.
-  std::uint32_t room[frame_classes];
+  std::uint32_t counts[frame_classes];
   bool release_registered;
   bool thread_exiting;
 };
@@ -55,22 +52,15 @@ struct frame_cache_release {
         c.heads[i] = f->next;
         ::operator delete(static_cast<void*>(f));
       }
-      c.room[i] = 0;
+      c.counts[i] = 0;
     }
   }
 };
 
-/// A free found no room in its class: true if there is room now (this thread's first free: the
-/// release at thread exit is registered and every class opened), false if the class is full or
-/// the thread is exiting.
-[[gnu::noinline]] inline bool open_frame_cache() {
-  frame_cache& c = frames_of_this_thread;
-  if (c.release_registered || c.thread_exiting) return false;
+[[gnu::noinline]] inline void register_frame_cache_release() {
   static thread_local frame_cache_release release;
   static_cast<void>(release);
-  c.release_registered = true;
-  for (std::uint32_t& r : c.room) r = frames_kept_per_class;
-  return true;
+  frames_of_this_thread.release_registered = true;
 }
 
 [[nodiscard]] inline void* allocate_frame(std::size_t size) {
@@ -80,7 +70,7 @@ struct frame_cache_release {
     frame_cache& c = frames_of_this_thread;
     if (free_frame* f = c.heads[cls]) {
       c.heads[cls] = f->next;
-      ++c.room[cls];
+      --c.counts[cls];
       return f;
     }
     return ::operator new((cls + 1) * frame_granule);
@@ -94,15 +84,14 @@ inline void deallocate_frame(void* p, std::size_t size) noexcept {
     return;
   }
   const std::size_t cls = (size - 1) / frame_granule;
-  if (cls < frame_classes) {
-    frame_cache& c = frames_of_this_thread;
-    if (c.room[cls] != 0 || open_frame_cache()) [[likely]] {
-      auto* f = static_cast<free_frame*>(p);
-      f->next = c.heads[cls];
-      c.heads[cls] = f;
-      --c.room[cls];
-      return;
-    }
+  frame_cache& c = frames_of_this_thread;
+  if (cls < frame_classes && c.counts[cls] < frames_kept_per_class && !c.thread_exiting) {
+    if (!c.release_registered) register_frame_cache_release();
+    auto* f = static_cast<free_frame*>(p);
+    f->next = c.heads[cls];
+    c.heads[cls] = f;
+    ++c.counts[cls];
+    return;
   }
   ::operator delete(p);  // unsized: clang 14 leaves -fsized-deallocation off
 }
