@@ -902,7 +902,7 @@ class runtime {
       detail::trampoline here;
       here.resume(h);
       // Bounded, so that an endless stream of immediate retries (each item here runs up to
-      // retry_wait::inline_retries attempts) cannot starve the shared queue and the timers;
+      // retry_state::inline_retries attempts) cannot starve the shared queue and the timers;
       // what is left goes to the shared queue.
       for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
     }
