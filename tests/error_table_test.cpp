@@ -109,6 +109,38 @@ const std::error_category& vendor_category() {
   return category;
 }
 
+/// A category of its own numbering (as Asio's "asio.system" or a driver's) that says which
+/// generic condition each code stands for, through default_error_condition.
+class mapped_category_t final : public std::error_category {
+ public:
+  static constexpr int refused = 1, timed_out = 2, unmapped = 3;
+  const char* name() const noexcept override { return "mapped"; }
+  std::string message(int value) const override { return "mapped error " + std::to_string(value); }
+  std::error_condition default_error_condition(int value) const noexcept override {
+    if (value == refused) return std::errc::connection_refused;
+    if (value == timed_out) return std::errc::timed_out;
+    return {value, *this};
+  }
+};
+const std::error_category& mapped_category() {
+  static const mapped_category_t category;
+  return category;
+}
+
+/// A category that answers only `equivalent` (its default condition stays its own).
+class equivalent_only_category_t final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "equivalent_only"; }
+  std::string message(int value) const override { return "equivalent_only error " + std::to_string(value); }
+  bool equivalent(int value, const std::error_condition& condition) const noexcept override {
+    return value == 7 && condition == std::errc::network_unreachable;
+  }
+};
+const std::error_category& equivalent_only_category() {
+  static const equivalent_only_category_t category;
+  return category;
+}
+
 // ---- policies -----------------------------------------------------------------------------
 
 using base_then_derived = durable::policy<durable::error_table<
@@ -503,7 +535,7 @@ TEST_CASE("std::system_error with an unlisted errc is temporary_error",
   }
 }
 
-TEST_CASE("std::system_error of another category is temporary_error whatever its value",
+TEST_CASE("std::system_error of a category that maps nothing to generic conditions is temporary_error",
           "[error_table][standard][system_error]") {
   // Same numeric values as timed_out, permission_denied and ENOENT, but not generic or system.
   CHECK(classified_as<durable::default_policy>(std::system_error(ETIMEDOUT, vendor_category())) ==
@@ -514,6 +546,24 @@ TEST_CASE("std::system_error of another category is temporary_error whatever its
         status::temporary_error);
   const std::system_error future_category(std::make_error_code(std::future_errc::broken_promise));
   CHECK(classified_as<durable::default_policy>(future_category) == status::temporary_error);
+}
+
+TEST_CASE("std::system_error of a category that maps its codes to generic conditions is classified by them",
+          "[error_table][standard][system_error]") {
+  CHECK(classified_as<durable::default_policy>(std::system_error(mapped_category_t::refused, mapped_category())) ==
+        status::tcp_error);
+  CHECK(classified_as<durable::default_policy>(std::system_error(mapped_category_t::timed_out, mapped_category())) ==
+        status::timeout);
+  CHECK(classified_as<durable::default_policy>(std::system_error(mapped_category_t::unmapped, mapped_category())) ==
+        status::temporary_error);
+}
+
+TEST_CASE("std::system_error of a category that is only equivalent to a generic condition is classified by it",
+          "[error_table][standard][system_error]") {
+  CHECK(classified_as<durable::default_policy>(std::system_error(7, equivalent_only_category())) ==
+        status::tcp_error);
+  CHECK(classified_as<durable::default_policy>(std::system_error(8, equivalent_only_category())) ==
+        status::temporary_error);
 }
 
 TEST_CASE("std::filesystem::filesystem_error is classified by its error code",
@@ -766,4 +816,12 @@ TEST_CASE("a durable function retries on the status the throwing child's policy 
   const int rows = rt.run(report_after_maintenance());
   CHECK(rows == 3);
   CHECK(maintenance_attempts == 3);
+}
+
+TEST_CASE("classify_error_code classifies an error code as the standard system_error entry does",
+          "[error_table][standard][system_error]") {
+  CHECK(durable::classify_error_code(std::make_error_code(std::errc::connection_refused)) == status::tcp_error);
+  CHECK(durable::classify_error_code(std::error_code(mapped_category_t::timed_out, mapped_category())) ==
+        status::timeout);
+  CHECK(durable::classify_error_code(std::error_code(ETIMEDOUT, vendor_category())) == status::temporary_error);
 }

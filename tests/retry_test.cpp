@@ -3,7 +3,9 @@
 
 #include <durable/durable.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -308,15 +310,72 @@ TEST_CASE("random bits map to [0, 1) portably", "[retry][jitter]") {
 TEST_CASE("backoff saturates at max_delay and does not overflow after very many retries", "[retry]") {
   const durable::retry_policy p{.initial_delay = 1s, .multiplier = 10.0, .max_delay = 1h};
   auto base = durable::detail::first_base_delay(p);
-  CHECK(base == 1s);
+  CHECK(durable::detail::to_delay(p, base) == 1s);
   base = durable::detail::next_base_delay(p, base);
-  CHECK(base == 10s);
+  CHECK(durable::detail::to_delay(p, base) == 10s);
   base = durable::detail::next_base_delay(p, base);
-  CHECK(base == 100s);
+  CHECK(durable::detail::to_delay(p, base) == 100s);
   for (int i = 0; i < 1'000'000; ++i) base = durable::detail::next_base_delay(p, base);
-  CHECK(base == 1h);
+  CHECK(durable::detail::to_delay(p, base) == 1h);
   const durable::retry_policy huge{.initial_delay = 1s, .multiplier = 1e300, .max_delay = 24h};
-  CHECK(durable::detail::next_base_delay(huge, durable::detail::next_base_delay(huge, 1s)) == 24h);
+  const auto second = durable::detail::next_base_delay(huge, durable::detail::first_base_delay(huge));
+  CHECK(durable::detail::to_delay(huge, durable::detail::next_base_delay(huge, second)) == 24h);
+  CHECK(durable::detail::to_delay(huge, durable::detail::base_delay_after(huge, 4'000'000'000U)) == 24h);
+}
+
+namespace {
+/// The delays of `retries` retries in a row of a call that always fails, on a manual clock.
+std::vector<std::chrono::nanoseconds> retry_delays(const durable::retry_policy& policy, std::uint32_t retries) {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  std::vector<std::chrono::nanoseconds> delays;
+  rt.on_event([&delays](const durable::event& e) {
+    if (e.kind == event_kind::retry_scheduled) delays.push_back(e.delay);
+  });
+  durable::retry_policy p = policy;
+  p.jitter = durable::jitter::none;
+  p.max_attempts = retries + 1;
+  const durable::function f{"fails", [](int) -> durable_task<> {
+                              co_yield durable::fail(status::temporary_error, "again");
+                            }, p};
+  try {
+    rt.run(f(0));
+  } catch (const durable::failure&) {
+  }
+  return delays;
+}
+
+/// How far each delay is from `min(max_delay, initial_delay x multiplier^(n-1))`, at most.
+std::chrono::nanoseconds worst_distance_from_formula(const durable::retry_policy& p,
+                                                     const std::vector<std::chrono::nanoseconds>& delays) {
+  long double worst = 0;
+  for (std::size_t i = 0; i < delays.size(); ++i) {
+    const long double formula = std::min<long double>(
+        static_cast<long double>(p.max_delay.count()),
+        static_cast<long double>(p.initial_delay.count()) *
+            std::pow(static_cast<long double>(p.multiplier), static_cast<long double>(i)));
+    worst = std::max(worst, std::fabs(static_cast<long double>(delays[i].count()) - formula));
+  }
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(worst)));
+}
+}  // namespace
+
+TEST_CASE("the n-th delay follows initial_delay x multiplier^(n-1) to within 1 ns, however small the delay",
+          "[retry][formula]") {
+  const durable::retry_policy p{.initial_delay = 1ns, .multiplier = 1.5, .max_delay = 1ms};
+  const auto delays = retry_delays(p, 60);
+  REQUIRE(delays.size() == 60);
+  CHECK(delays.back() == 1ms);  // it grows all the way to the cap
+  CHECK(worst_distance_from_formula(p, delays) <= 1ns);
+}
+
+TEST_CASE("the n-th delay follows the formula to within 1 ns for a multiplier near 1, over 10,000 retries",
+          "[retry][formula]") {
+  const durable::retry_policy p{.initial_delay = 1ms, .multiplier = 1.001, .max_delay = 1h};
+  const auto delays = retry_delays(p, 10'000);
+  REQUIRE(delays.size() == 10'000);
+  CHECK(delays[80] > 1ms);
+  CHECK(worst_distance_from_formula(p, delays) <= 1ns);
 }
 
 TEST_CASE("a call failing at once, again and again, still lets other work of its thread run", "[retry]") {

@@ -73,14 +73,11 @@ struct error_table {
                 "durable::error_table: two entries for the same exception type");
 };
 
-/// How a `std::system_error` of the generic or system category maps to a status (SPEC §2):
-/// network errors are `tcp_error`, `timed_out` is `timeout`, and any other code is temporary.
-[[nodiscard]] inline status classify_system_error(const std::system_error& e) noexcept {
-  const std::error_code& ec = e.code();
-  if (ec.category() != std::generic_category() && ec.category() != std::system_category()) {
-    return status::temporary_error;
-  }
-  switch (static_cast<std::errc>(ec.value())) {
+namespace detail {
+
+/// The status of one generic condition (SPEC §2), or `ok` for a condition the table does not list.
+[[nodiscard]] constexpr status status_of_condition(std::errc condition) noexcept {
+  switch (condition) {
     case std::errc::timed_out:
       return status::timeout;
     case std::errc::connection_refused:
@@ -101,8 +98,44 @@ struct error_table {
     case std::errc::invalid_argument:
       return status::invalid_argument;
     default:
-      return status::temporary_error;
+      return status::ok;
   }
+}
+
+/// Every condition `status_of_condition` lists, for categories that only answer `equivalent`.
+inline constexpr std::errc listed_conditions[] = {
+    std::errc::timed_out,          std::errc::connection_refused,  std::errc::connection_reset,
+    std::errc::connection_aborted, std::errc::not_connected,       std::errc::broken_pipe,
+    std::errc::network_down,       std::errc::network_reset,       std::errc::network_unreachable,
+    std::errc::host_unreachable,   std::errc::permission_denied,   std::errc::operation_not_permitted,
+    std::errc::no_such_file_or_directory, std::errc::invalid_argument};
+
+}  // namespace detail
+
+/// How an error code maps to a status (SPEC §2), by the generic condition it is equivalent to,
+/// whatever its category (the system one, Asio's, a library's own): network errors are
+/// `tcp_error`, `timed_out` is `timeout`, and any other code is temporary, as is a code of a
+/// category that maps nothing to the generic conditions.
+[[nodiscard]] inline status classify_error_code(const std::error_code& ec) noexcept {
+  // Most categories (generic, system, Asio's) name their generic condition here: one virtual
+  // call instead of one `equivalent` per listed condition.
+  const std::error_condition condition = ec.default_error_condition();
+  if (condition.category() == std::generic_category()) {
+    const status s = detail::status_of_condition(static_cast<std::errc>(condition.value()));
+    if (s != status::ok) return s;
+  }
+  if (ec.category() != std::generic_category() && ec.category() != std::system_category()) {
+    // A category may be equivalent to a condition without it being its default one.
+    for (const std::errc listed : detail::listed_conditions) {
+      if (ec == listed) return detail::status_of_condition(listed);
+    }
+  }
+  return status::temporary_error;
+}
+
+/// The standard entry for `std::system_error`: `classify_error_code` of its code.
+[[nodiscard]] inline status classify_system_error(const std::system_error& e) noexcept {
+  return classify_error_code(e.code());
 }
 
 /// The standard library's exceptions, consulted together with every policy's own table (the

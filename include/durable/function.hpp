@@ -43,7 +43,8 @@ class retry_schedule {
   };
 
   explicit retry_schedule(const retry_policy& policy) noexcept
-      : policy_(policy), grown_(decorrelated() ? policy.initial_delay : first_base_delay(policy)) {}
+      : policy_(policy),
+        grown_(decorrelated() ? static_cast<exact_delay>(policy.initial_delay.count()) : first_base_delay(policy)) {}
 
   /// Called when the first attempt starts (the deadline counts from there).
   void start(runtime& rt) {
@@ -51,10 +52,10 @@ class retry_schedule {
   }
 
   /// After a restart: the schedule as it would be after `attempts` failed attempts (their
-  /// base delays; the jitter they drew is not replayed).
+  /// base delays; the jitter they drew is not replayed). Constant time, whatever `attempts`.
   void fast_forward(std::uint32_t attempts) noexcept {
     if (decorrelated()) return;  // it grows from the jitter drawn, which is not replayed
-    for (std::uint32_t i = 0; i < attempts; ++i) grown_ = next_base_delay(policy_, grown_);
+    grown_ = base_delay_after(policy_, attempts);
   }
 
   /// The policy's attempt_timeout (zero: none).
@@ -71,8 +72,9 @@ class retry_schedule {
       delay = std::clamp(*failed.retry_after, std::chrono::nanoseconds::zero(), policy_.max_delay);
     } else {
       const double unit = policy_.jitter == ::durable::jitter::none ? 0.0 : rt.random_unit();
-      delay = jittered_delay(policy_, grown_, grown_, unit);
-      if (decorrelated()) grown_ = delay;
+      const exact_delay chosen = jittered_delay(policy_, grown_, grown_, unit);
+      delay = to_delay(policy_, chosen);
+      if (decorrelated()) grown_ = chosen;
     }
     if (!decorrelated()) grown_ = next_base_delay(policy_, grown_);  // retry n's: initial x multiplier^(n-1)
     if (deadline_ != no_deadline) {
@@ -87,9 +89,10 @@ class retry_schedule {
   [[nodiscard]] bool decorrelated() const noexcept { return policy_.jitter == ::durable::jitter::decorrelated; }
 
   retry_policy policy_;
-  // One word for what grows from retry to retry: the delay chosen last for the decorrelated
-  // jitter (which grows from it), else the un-jittered base delay of the next retry.
-  std::chrono::nanoseconds grown_;
+  // One word for what grows from retry to retry, exact (not rounded to nanoseconds): the delay
+  // chosen last for the decorrelated jitter (which grows from it), else the un-jittered base
+  // delay of the next retry.
+  exact_delay grown_;
   static constexpr time_point no_deadline = time_point::max();
   time_point deadline_ = no_deadline;
 };

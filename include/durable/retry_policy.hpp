@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -64,48 +65,60 @@ namespace detail {
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
+/// A delay in nanoseconds kept exactly between retries: each one grows from the exact value of
+/// the one before, and only the delay that is slept is rounded (see `to_delay`), so rounding
+/// errors never accumulate (1 ns x 1.5 grows; 1 ms x 1.001 keeps its formula after 10,000 retries).
+using exact_delay = double;
+
+/// The exact delay rounded to whole nanoseconds, at most `max_delay`.
+[[nodiscard]] constexpr std::chrono::nanoseconds to_delay(const retry_policy& p, exact_delay d) noexcept {
+  if (!(d < static_cast<double>(p.max_delay.count()))) return p.max_delay;
+  if (!(d > 0.0)) return std::chrono::nanoseconds::zero();
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(d + 0.5));
+}
+
 /// The un-jittered delay before the first retry: `min(max_delay, initial_delay)`.
-[[nodiscard]] constexpr std::chrono::nanoseconds first_base_delay(const retry_policy& p) noexcept {
-  return p.initial_delay < p.max_delay ? p.initial_delay : p.max_delay;
+[[nodiscard]] constexpr exact_delay first_base_delay(const retry_policy& p) noexcept {
+  return static_cast<double>((p.initial_delay < p.max_delay ? p.initial_delay : p.max_delay).count());
 }
 
 /// The un-jittered delay before retry n + 1 given the one before retry n: one multiplication
 /// per retry, so `min(max_delay, initial_delay x multiplier^(n - 1))` costs the same after a
 /// million retries, and never overflows (it saturates at max_delay).
-[[nodiscard]] constexpr std::chrono::nanoseconds next_base_delay(
-    const retry_policy& p, std::chrono::nanoseconds previous) noexcept {
-  const double d = static_cast<double>(previous.count()) * p.multiplier;
-  if (!(d < static_cast<double>(p.max_delay.count()))) return p.max_delay;
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(d));
+[[nodiscard]] constexpr exact_delay next_base_delay(const retry_policy& p, exact_delay previous) noexcept {
+  const double d = previous * p.multiplier;
+  const double cap = static_cast<double>(p.max_delay.count());
+  return d < cap ? d : cap;
 }
 
-/// The delay chosen for one retry: `base` (the un-jittered delay for this retry) randomised as
-/// the policy's jitter says. `previous` is the delay chosen for the retry before (the
-/// decorrelated kind grows from it; initial_delay before the first retry); `unit` is a random
-/// number in [0, 1).
-[[nodiscard]] constexpr std::chrono::nanoseconds jittered_delay(const retry_policy& p,
-                                                                std::chrono::nanoseconds base,
-                                                                std::chrono::nanoseconds previous,
-                                                                double unit) noexcept {
-  using std::chrono::nanoseconds;
-  const auto scale = [unit](nanoseconds span) {
-    return nanoseconds(static_cast<std::int64_t>(unit * static_cast<double>(span.count())));
-  };
+/// The un-jittered delay before retry `n` + 1 (n >= 0) in one step, for a call that goes on
+/// after a restart with `n` attempts behind it: as many steps of `next_base_delay` would take,
+/// to within rounding, but without looping over them (n comes from a file and may be huge).
+[[nodiscard]] inline exact_delay base_delay_after(const retry_policy& p, std::uint32_t n) noexcept {
+  const double cap = static_cast<double>(p.max_delay.count());
+  const double d = first_base_delay(p) * std::pow(p.multiplier, static_cast<double>(n));
+  return d < cap ? d : cap;  // pow overflows to +inf, which is capped too
+}
+
+/// The delay chosen for one retry: `base` (the exact un-jittered delay for this retry)
+/// randomised as the policy's jitter says, still exact (round it with `to_delay`). `previous`
+/// is the exact delay chosen for the retry before (the decorrelated kind grows from it;
+/// initial_delay before the first retry); `unit` is a random number in [0, 1).
+[[nodiscard]] constexpr exact_delay jittered_delay(const retry_policy& p, exact_delay base, exact_delay previous,
+                                                   double unit) noexcept {
   switch (p.jitter) {
     case jitter::none:
       return base;
     case jitter::full:
-      return scale(base);
-    case jitter::equal: {
-      const nanoseconds half = base / 2;
-      return half + scale(base - half);
-    }
+      return unit * base;
+    case jitter::equal:
+      return base / 2 + unit * (base / 2);
     case jitter::decorrelated: {
       const double low = static_cast<double>(p.initial_delay.count());
-      const double high = 3.0 * static_cast<double>(previous.count());
+      const double high = 3.0 * previous;
       const double d = low + unit * (high > low ? high - low : 0.0);
-      if (!(d < static_cast<double>(p.max_delay.count()))) return p.max_delay;
-      return nanoseconds(static_cast<std::int64_t>(d));
+      const double cap = static_cast<double>(p.max_delay.count());
+      return d < cap ? d : cap;
     }
   }
   return base;
