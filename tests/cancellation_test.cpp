@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -145,6 +146,32 @@ TEST_CASE("a stop ends the sleep of a running attempt at once and its destructor
   rt.run_until_idle();
   CHECK(live == 0);
   CHECK(clock.now() == durable::time_point{} + 1s);
+}
+
+TEST_CASE("a stop during a later attempt reports the status of the attempt that failed last",
+          "[cancel][function]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  recorder events(rt);
+  int attempts = 0;
+  const durable::function resolve{"resolve",
+                                  [&attempts]() -> durable_task<int> {
+                                    if (++attempts == 1) throw durable::error(status::dns_error, "no such host");
+                                    co_await durable::sleep_for(1h);
+                                    co_return 1;
+                                  },
+                                  {.initial_delay = 1s, .max_delay = 1s, .jitter = durable::jitter::none}};
+  std::stop_source source;
+  rt.spawn(stop_after(source, 5s));
+  const durable::failure f = run_expecting_failure(rt, resolve(), source);
+  CHECK(f.reason() == failure_reason::cancelled);
+  CHECK(f.code() == status::dns_error);
+  CHECK(f.attempts() == 2);
+  CHECK(attempts == 2);
+  REQUIRE(events.count(event_kind::failed) == 1);
+  CHECK(events.of(event_kind::failed).front().code == status::dns_error);
+  const std::string what = f.what();
+  CHECK(what.find("failed with") == what.rfind("failed with"));  // one failure's text, said once
 }
 
 TEST_CASE("a stop detaches an attempt suspended in a foreign awaitable: the call ends at once", "[cancel][foreign]") {

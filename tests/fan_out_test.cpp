@@ -221,6 +221,27 @@ TEST_CASE("any fails only when every task failed, keeping each cause", "[fan_out
   CHECK_THAT(s.what, Catch::Contains("all 3 tasks of durable::any failed"));
 }
 
+TEST_CASE("run of an any whose plain tasks all fail throws all_failed itself, its text said once",
+          "[fan_out][any]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  auto thrower = [](const char* why) -> durable_task<int> {
+    throw std::runtime_error(why);
+    co_return 0;
+  };
+  std::string what;
+  std::size_t causes = 0;
+  try {
+    rt.run(durable::any(thrower("a broke"), thrower("b broke")));
+  } catch (const durable::all_failed& f) {
+    what = f.what();
+    causes = f.causes().size();
+  }
+  CHECK(causes == 2);
+  CHECK_THAT(what, Catch::Contains("all 2 tasks of durable::any failed: [0] a broke; [1] b broke"));
+  CHECK(what.find("task failed with") == what.rfind("task failed with"));  // the prefix once
+}
+
 TEST_CASE("race ends like the first task to end, even a failure, and stops the others", "[fan_out][race]") {
   durable::manual_clock clock;
   durable::runtime rt{clock};

@@ -79,7 +79,9 @@ class failure : public std::exception {
     std::string cause_text;
     if (because.empty() && cause_) cause_text = describe(cause_);
     if (!cause_text.empty()) because = cause_text;
-    if (!because.empty()) {
+    if (because.substr(0, what_.size()) == what_) {
+      what_ = because;  // the detail is this very failure's text already: never say it twice
+    } else if (!because.empty()) {
       what_ += ": ";
       what_ += because;
     }

@@ -276,6 +276,8 @@ class call_journal {
     const auto wait = call_scope().invocation().wait(call_scope().path());
     return wait && wait->kind == wait_kind::retry ? wait->attempt : 0;
   }
+  /// The status of the attempt that failed before the recorded retry wait.
+  [[nodiscard]] status recorded_retry_status() const { return call_scope().invocation().wait(call_scope().path())->last; }
   /// How long until the recorded retry is due (zero if it is past).
   [[nodiscard]] std::chrono::nanoseconds until_recorded_retry(runtime& rt) const {
     const auto wait = call_scope().invocation().wait(call_scope().path());
@@ -420,7 +422,7 @@ void resume_from_journal(Spec& spec, retry_state& retry) {
   if (waited == 0) return;
   spec.schedule.fast_forward(waited);
   retry.start_at(waited + 1);
-  retry.schedule(spec.journal.until_recorded_retry(*spec.context.rt), status::permanent_error);
+  retry.schedule(spec.journal.until_recorded_retry(*spec.context.rt), spec.journal.recorded_retry_status());
 }
 
 /// An attempt that could not start (copying the arguments or calling the callable threw, or the
@@ -480,7 +482,9 @@ void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_
   const std::uint32_t attempt = retry.attempt();
   runtime& rt = *context.rt;
   const fault& failed = ended.handle().promise().outcome.get_fault();
-  const status code = failed.code;
+  // A cancelled attempt did not fail: the call reports the status of the one that failed last.
+  const bool cancelled = failed.final && failed.reason == failure_reason::cancelled;
+  const status code = !cancelled ? failed.code : attempt > 1 ? retry.last() : status::permanent_error;
   const retry_schedule::decision decided = spec.schedule.after_failure(failed, attempt, rt);
   std::optional<failure> gave_up;
   if (decided.give_up) {

@@ -192,8 +192,6 @@ struct run_state {
   bool done = false;
 };
 
-/// Turns a task's fault into what `run` throws: a call's own durable::failure as it is;
-/// anything else as the failure of a plain task that ran once.
 /// The parameter types of a callable with one (non-template) call operator, or of a function.
 template <class F>
 struct parameters_of : parameters_of<decltype(&F::operator())> {};
@@ -221,10 +219,26 @@ durable_task<> invocation_body(Function f, Tuple args) {
   co_await std::apply([&f](auto&... a) { return f(std::move(a)...); }, args);
 }
 
+/// True if `e` holds a `durable::failure` (of any kind: a call's, `all_failed`).
+[[nodiscard]] inline bool is_failure(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const failure&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+/// Turns the fault a root task ended with into what `run` throws: a `durable::failure` that a
+/// call or a fan-out made already, as it is (wrapping it would repeat its text); anything else
+/// as the failure of a plain task that ran once.
 [[noreturn]] inline void throw_root_failure(fault& f) {
-  if (f.final && f.exception) std::rethrow_exception(f.exception);
-  const failure_reason reason =
-      is_retryable(f.code) ? failure_reason::attempts_exhausted : failure_reason::fatal_status;
+  if ((f.final && f.exception) || is_failure(f.exception)) std::rethrow_exception(f.exception);
+  const failure_reason reason = f.final                 ? f.reason
+                                : is_retryable(f.code) ? failure_reason::attempts_exhausted
+                                                       : failure_reason::fatal_status;
   throw failure(f.code, reason, 1, {}, f.exception, f.text());
 }
 

@@ -187,10 +187,8 @@ class attempt_watch {
   [[nodiscard]] fault_ptr walked_away() const noexcept {
     if (stopped_) {
       return make_fault_with([] {
-        fault f;
-        f.code = status::permanent_error;
-        f.exception = std::make_exception_ptr(cancelled_failure(
-            status::permanent_error, 1, {}, "the attempt was cancelled while it was running"));
+        fault f;  // the call gives it the status of the attempt that failed last
+        f.message = "the attempt was cancelled while it was running";
         f.final = true;
         f.reason = failure_reason::cancelled;
         return f;
