@@ -67,9 +67,12 @@ class fan_out_state {
   /// The child that decided the outcome, or `undecided`. Read after every child has ended.
   [[nodiscard]] std::size_t decided() const noexcept { return decided_.load(std::memory_order_acquire); }
 
-  /// Links the fan-out's own stop token (if it can be stopped) to its children's.
-  void link(const std::stop_token* parent) {
-    if (parent != nullptr && parent->stop_possible()) link_.emplace(*parent, forward_stop{&source_});
+  /// Links the fan-out's own stop token (if it can be stopped) to its children's. The children
+  /// run in the attempt the fan-out runs in, if any.
+  void link(const stop_scope* parent) {
+    if (parent == nullptr) return;
+    token_.attempt = parent->attempt;
+    if (parent->stop_possible()) link_.emplace(*parent, forward_stop{&source_});
   }
 
   /// In a journaled invocation: the fan-out takes one position in `parent`, and child i's calls
@@ -91,14 +94,14 @@ class fan_out_state {
   runtime* rt = nullptr;
   std::coroutine_handle<> waiter;
   /// What the children's contexts point at.
-  const std::stop_token& token() const noexcept { return token_; }
+  const stop_scope& token() const noexcept { return token_; }
 
  private:
   fan_out_mode mode_;
   std::atomic<std::size_t> remaining_;
   std::atomic<std::size_t> decided_{undecided};
   std::stop_source source_;
-  std::stop_token token_ = source_.get_token();
+  stop_scope token_{source_.get_token()};
   std::optional<std::stop_callback<forward_stop>> link_;
   scope_ref parent_scope_;
   call_path base_;
@@ -143,6 +146,7 @@ struct child_roots {
 /// Starts every child and suspends the fan-out until the last one has ended.
 class fan_out_launch {
  public:
+  using durable_library_awaiter = void;
   fan_out_launch(fan_out_state& state, std::span<root_handle> roots, bool& started) noexcept
       : state_(state), roots_(roots), started_(started) {}
 

@@ -107,6 +107,7 @@ class retry_schedule {
 /// work of its thread run. Either way the stack does not grow.
 class retry_state {
  public:
+  using durable_library_awaiter = void;
   static constexpr std::uint8_t inline_retries = 16;
 
   explicit retry_state(const call_context& call) noexcept : call_(&call) {}
@@ -378,6 +379,7 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
   attempt_watch<T> watch(call, spec.schedule.attempt_timeout());
   watch.template prepare<Task>(spec.callable, spec.args);
   co_await watch;
+  co_await watch.settled();
   fault* failed = nullptr;  // owned; see forwarded_fault
   if (result<T>* out = watch.outcome()) {
     if (!out->has_fault()) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <coroutine>
@@ -55,6 +56,9 @@ struct runtime_options {
   /// null: no journal (`start` and `recover` are then errors). Not owned: it must outlive the
   /// runtime.
   journal* journal_store = nullptr;
+  /// How long (real time) the destructor waits for detached attempts (see `runtime::drain`)
+  /// to end before it destroys them.
+  std::chrono::nanoseconds shutdown_grace = std::chrono::seconds(5);
 };
 
 class runtime;
@@ -255,22 +259,30 @@ class runtime {
 
   /// A runtime on the real (system) clock.
   runtime() : runtime(runtime_options{}) {}
-  explicit runtime(runtime_options options) : journal_(options.journal_store), rng_(seed_of(options)) {
+  explicit runtime(runtime_options options)
+      : journal_(options.journal_store), shutdown_grace_(options.shutdown_grace), rng_(seed_of(options)) {
     start_workers(options.workers.value_or(default_workers));
   }
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
-      : manual_(&clock), journal_(options.journal_store), rng_(seed_of(options)) {
+      : manual_(&clock), journal_(options.journal_store), shutdown_grace_(options.shutdown_grace), rng_(seed_of(options)) {
     start_workers(options.workers.value_or(0));
   }
 
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
 
-  /// Joins the workers (each finishes the item it is running), then destroys what was spawned
-  /// and never finished, and attempts left running in the background: their frames are freed
-  /// and their destructors run. Nothing may still be waiting in `run` on another thread.
+  /// First waits, up to `runtime_options::shutdown_grace`, for detached attempts to end (they
+  /// were asked to stop when their calls walked away; see `drain`). Then joins the workers (each
+  /// finishes the item it is running), and destroys what was spawned and never finished, and
+  /// attempts still detached: their frames are freed and their destructors run, so a foreign
+  /// awaitable must never resume them after this. Nothing may still be waiting in `run` on
+  /// another thread.
   ~runtime() {
+    try {
+      if (detached_attempts() != 0) static_cast<void>(drain(shutdown_grace_));
+    } catch (...) {  // a lock that cannot be taken: destroy what is left, as below
+    }
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -290,6 +302,9 @@ class runtime {
       spawned_.prev = spawned_.next = &spawned_;
     }
     for (auto h : roots) h.destroy();
+    for (callback_node* n = first_callback_.load(std::memory_order_acquire); n != nullptr;) {
+      delete std::exchange(n, n->next.load(std::memory_order_relaxed));
+    }
   }
 
   /// Runs `task` to completion on the calling thread (and whichever threads help) and returns
@@ -488,11 +503,59 @@ class runtime {
     idle_.wait(lock, [this] { return ready_.empty() && live_timers() == 0 && busy_ == 0; });
   }
 
-  /// Registers a callback for every `event`. Register before starting work; callbacks run on
-  /// the thread that runs the call, and must not throw.
-  void on_event(std::function<void(const event&)> callback) {
+  /// How many attempts are running that their calls walked away from (a stop request, an
+  /// attempt_timeout) and that have not ended yet: attempts suspended in an awaitable the library
+  /// does not own when their call went on. They were asked to stop (their stop token).
+  [[nodiscard]] std::size_t detached_attempts() const {
     std::lock_guard lock(mutex_);
-    callbacks_.push_back(std::move(callback));
+    return walked_away_;
+  }
+
+  /// Waits until every detached attempt (see `detached_attempts`) has ended, for at most
+  /// `timeout` of real time (the foreign work they wait on runs on real time, whatever the
+  /// runtime's clock). Without workers, the calling thread runs the runtime's ready work
+  /// meanwhile (not its timers: the clock stays where it is). True if none is left.
+  bool drain(std::chrono::nanoseconds timeout) {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      throw std::logic_error("durable::runtime::drain called from a task on the same runtime would wait for itself");
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (!workers_.empty()) {
+      std::unique_lock lock(mutex_);
+      return idle_.wait_until(lock, deadline, [this] { return walked_away_ == 0; });
+    }
+    detail::driver_queue mine{this, {}, 0};
+    const driver_scope scope(&mine);
+    std::unique_lock lock(mutex_);
+    while (walked_away_ != 0) {
+      if (!ready_.empty()) {
+        const std::coroutine_handle<> h = ready_.front();
+        ready_.pop_front();
+        run_on_this_thread(h, mine, lock);
+        continue;
+      }
+      if (wake_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+    }
+    return walked_away_ == 0;
+  }
+
+  /// Entries in the timer heap, cancelled waits not swept out yet included: at most about twice
+  /// the live timers (a diagnostic, for tests and memory measurements).
+  [[nodiscard]] std::size_t timer_entries() const {
+    std::lock_guard lock(mutex_);
+    return timers_.size();
+  }
+
+  /// Registers a callback for every `event`, at any time, from any thread (a callback may
+  /// register another). Callbacks run on the thread that runs the call; one registered while an
+  /// event is being delivered may or may not see that event. An exception a callback throws is
+  /// ignored.
+  void on_event(std::function<void(const event&)> callback) {
+    auto* added = new callback_node{std::move(callback), {nullptr}};
+    std::lock_guard lock(mutex_);
+    // release: a thread that finds the node (acquire) sees its callback constructed.
+    (last_callback_ == nullptr ? first_callback_ : last_callback_->next).store(added, std::memory_order_release);
+    last_callback_ = added;
   }
 
   /// The runtime's clock.
@@ -606,6 +669,21 @@ class runtime {
     wake_.notify_one();
   }
 
+  /// A call walked away from its attempt, which runs on (see guarded_attempt.hpp).
+  void walked_away_from_attempt() {
+    std::lock_guard lock(mutex_);
+    ++walked_away_;
+  }
+  /// An attempt that its call walked away from has ended.
+  void walked_away_attempt_ended() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      --walked_away_;
+    }
+    wake_.notify_all();  // `drain` waits on one of the two
+    idle_.notify_all();
+  }
+
   /// Drops one holder's reference to `w`, freeing it with the last one.
   void release(detail::cancellable_wait* w) noexcept {
     std::lock_guard lock(mutex_);
@@ -622,21 +700,30 @@ class runtime {
   /// An exception thrown by a callback is ignored: observing a call must not change it.
   void emit(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
             std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) noexcept {
-    if (!callbacks_.empty()) deliver(event{kind, name, attempt, code, delay, now()});
+    if (first_callback_.load(std::memory_order_relaxed) != nullptr) deliver(event{kind, name, attempt, code, delay, now()});
   }
 
  private:
   // Out of line: a call emits several events per attempt, and without callbacks each must cost
   // only the test above.
   [[gnu::noinline]] void deliver(const event& e) noexcept {
-    // By index: a callback may register another one (the deque keeps elements in place).
-    for (std::size_t i = 0; i < callbacks_.size(); ++i) {
+    for (const callback_node* n = first_callback_.load(std::memory_order_acquire); n != nullptr;
+         n = n->next.load(std::memory_order_acquire)) {
       try {
-        callbacks_[i](e);
+        n->callback(e);
       } catch (...) {
       }
     }
   }
+
+  // The event callbacks: a list that only grows (until the runtime dies), so that delivery on
+  // any number of threads walks it without a lock while another thread appends to it.
+  struct callback_node {
+    std::function<void(const event&)> callback;
+    std::atomic<callback_node*> next;
+  };
+
+
 
   // Three words: a million calls waiting for their retries are a million of these. A wait
   // that can be cancelled is told apart by the low bit of `target` (both kinds of pointer are
@@ -672,6 +759,20 @@ class runtime {
   static_assert(sizeof(timer) <= 2 * sizeof(std::uint64_t) + sizeof(void*),
                 "durable: a million calls waiting for retries are a million timers: keep them small");
 
+  // The cancelled waits of an attempt_timeout that ended in time, or of a cancelled sleep, would
+  // stay in the heap until they reached its top (one long timer at the top keeps them all):
+  // once they are more than half the heap, they are swept out in one pass, so the heap holds
+  // at most twice the live timers and a cancel costs amortised O(1).
+  class timer_heap : public std::priority_queue<timer, std::vector<timer>, std::greater<>> {
+   public:
+    /// Removes every entry for which `dead` is true (after calling it on each), keeping the
+    /// rest a heap.
+    template <class Predicate>
+    void sweep(Predicate dead) {
+      c.erase(std::remove_if(c.begin(), c.end(), dead), c.end());
+      std::make_heap(c.begin(), c.end(), comp);
+    }
+  };
   static std::uint64_t seed_of(const runtime_options& options) {
     if (options.seed) return *options.seed;
     std::random_device device;
@@ -680,9 +781,10 @@ class runtime {
 
   template <class T, class Policy>
   static detail::root_task run_root(durable_task<T, Policy> task, runtime* rt, detail::run_state<T>* state,
-                                    std::stop_token stop) {
+                                    std::stop_token token) {
     {
       durable_task<T, Policy> owned = std::move(task);
+      const detail::stop_scope stop{std::move(token)};
       if (stop.stop_requested()) {
         state->outcome.set_fault(detail::cancelled_before_start());
       } else {
@@ -698,12 +800,12 @@ class runtime {
   // share `unstoppable_`, so that a spawned call waiting for its retry carries no context of
   // its own besides the call's (see benchmarks/memory.cpp).
   struct stoppable_root {
-    std::stop_token token;
+    detail::stop_scope token;
     detail::call_context context;
 
     static std::unique_ptr<stoppable_root> make(runtime& rt, std::stop_token stop) {
       if (!stop.stop_possible()) return nullptr;
-      auto made = std::make_unique<stoppable_root>(stoppable_root{std::move(stop), {&rt, {}}});
+      auto made = std::make_unique<stoppable_root>(stoppable_root{{std::move(stop)}, {&rt, {}}});
       made->context.stop = &made->token;
       return made;
     }
@@ -828,6 +930,14 @@ class runtime {
         timers_.pop();
       }
       cancelled_timers_ = 0;
+    } else if (cancelled_timers_ >= min_sweep && 2 * cancelled_timers_ > timers_.size()) {
+      timers_.sweep([this](const timer& t) {
+        detail::cancellable_wait* w = t.wait();
+        if (w == nullptr || w->st != state::cancelled) return false;
+        release_locked(w);
+        return true;
+      });
+      cancelled_timers_ = 0;
     }
   }
 
@@ -879,16 +989,19 @@ class runtime {
 
   // Runs queued work on this thread until `done`, or, with no flag, until idle (or, for a
   // worker, until the runtime stops).
+  // Makes a queue this thread's driver queue, and restores the one before even if something
+  // throws.
+  struct driver_scope {
+    detail::driver_queue* outer;
+    explicit driver_scope(detail::driver_queue* q) noexcept : outer(std::exchange(detail::current_driver, q)) {}
+    ~driver_scope() { detail::current_driver = outer; }
+    driver_scope(const driver_scope&) = delete;
+    driver_scope& operator=(const driver_scope&) = delete;
+  };
+
   void drive(const bool* done, bool worker = false) {
     detail::driver_queue mine{this, {}, 0};
-    struct driver_scope {  // restores the thread's driver even if something throws
-      detail::driver_queue* outer;
-      explicit driver_scope(detail::driver_queue* q) noexcept
-          : outer(std::exchange(detail::current_driver, q)) {}
-      ~driver_scope() { detail::current_driver = outer; }
-      driver_scope(const driver_scope&) = delete;
-      driver_scope& operator=(const driver_scope&) = delete;
-    } scope(&mine);
+    const driver_scope scope(&mine);
     std::unique_lock lock(mutex_);
     for (;;) {
       if (done != nullptr ? *done : false) break;
@@ -933,23 +1046,27 @@ class runtime {
 
   manual_clock* manual_ = nullptr;
   journal* journal_ = nullptr;
+  std::chrono::nanoseconds shutdown_grace_;
   std::map<std::string, std::function<durable_task<>(std::span<const std::byte>)>> functions_;
   std::map<std::string, std::shared_ptr<detail::invocation_journal>> invocations_;
   std::mt19937_64 rng_;
-  std::deque<std::function<void(const event&)>> callbacks_;
+  std::atomic<callback_node*> first_callback_{nullptr};
+  callback_node* last_callback_ = nullptr;  // under mutex_
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;  // threads that run work wait here
   std::condition_variable idle_;  // with workers: `run` and `run_until_idle` wait here
   std::deque<std::coroutine_handle<>> ready_;
   // The context of every spawned root that nothing can stop (read only).
   detail::call_context unstoppable_{this, {}};
-  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
+  timer_heap timers_;
+  static constexpr std::size_t min_sweep = 64;  // a sweep walks the heap: not for a handful
   std::uint64_t next_timer_seq_ = 0;
   std::size_t cancelled_timers_ = 0;  // entries of `timers_` whose wait was cancelled
   // Sentinel of the circular list of spawned roots that have not finished.
   detail::root_task::promise_type spawned_{&spawned_, &spawned_};
   int busy_ = 0;
+  std::size_t walked_away_ = 0;  // attempts walked away from that have not ended
   bool stopping_ = false;
   std::vector<std::thread> workers_;  // last: started after every other member exists
 };

@@ -23,6 +23,7 @@ namespace detail {
 /// request ends the sleep at once with a `durable::failure` whose reason is `cancelled`.
 class sleep_awaiter {
  public:
+  using durable_library_awaiter = void;
   sleep_awaiter(time_point until, std::chrono::nanoseconds duration, bool relative) noexcept
       : until_(until), for_(duration), relative_(relative) {}
 

@@ -15,6 +15,7 @@ namespace detail {
 /// Yields the stop token of the awaiting task without suspending it.
 class stop_token_probe {
  public:
+  using durable_library_awaiter = void;
   bool await_ready() const noexcept { return false; }
   template <class Promise>
   bool await_suspend(std::coroutine_handle<Promise> self) noexcept {
@@ -32,6 +33,7 @@ class stop_token_probe {
 
 /// The type of `durable::this_stop_token`.
 struct this_stop_token_t {
+  using durable_library_awaiter = void;
   stop_token_probe operator co_await() const noexcept { return {}; }
 };
 

@@ -198,6 +198,87 @@ struct to_continuation {
 template <class T, class Policy>
 class task_promise;
 
+template <class T>
+constexpr bool is_durable_task = false;
+template <class T, class P>
+constexpr bool is_durable_task<durable_task<T, P>> = true;
+
+/// An awaitable of the library's own: a task, or a type that says so with a member
+/// `using durable_library_awaiter = void;` (sleeps, retry waits, fan-outs, probes). A stop
+/// request ends every wait of these at once; anything else awaited in a task is foreign.
+template <class A>
+concept library_awaitable = is_durable_task<A> || requires { typename A::durable_library_awaiter; };
+
+/// A library awaiter, as `co_await` sees it from await_transform: a pointer to it (it stays where
+/// the body put it: a local, or a temporary of the full expression).
+template <class A>
+struct library_awaiter_ref {
+  A* awaiter;
+  bool await_ready() { return awaiter->await_ready(); }
+  template <class Promise>
+  decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
+    return awaiter->await_suspend(h);
+  }
+  decltype(auto) await_resume() { return awaiter->await_resume(); }
+};
+
+/// The awaiter that `co_await` takes from `a`: its operator co_await's, or `a` itself.
+template <class A>
+decltype(auto) awaiter_of(A&& a) {
+  if constexpr (requires { static_cast<A&&>(a).operator co_await(); }) {
+    return static_cast<A&&>(a).operator co_await();
+  } else if constexpr (requires { operator co_await(static_cast<A&&>(a)); }) {
+    return operator co_await(static_cast<A&&>(a));
+  } else {
+    return static_cast<A&&>(a);
+  }
+}
+
+/// A foreign awaitable (a socket read, a channel, a callback library's) awaited in a task, as
+/// the task awaits it: exactly that awaitable, plus one thing. While the task is suspended in
+/// it, the attempt the task runs in (if its call could walk away from it: see
+/// guarded_attempt.hpp) knows that it cannot be ended from outside, so a call that walks away
+/// detaches it instead of waiting for it. The awaitable itself stays where `co_await` put it
+/// (a temporary of the full expression, alive until the task resumes): nothing is moved.
+template <class A>
+class foreign_awaiter {
+  using awaiter_type = decltype(awaiter_of(std::declval<A&&>()));
+
+ public:
+  explicit foreign_awaiter(A&& a) : awaiter_(awaiter_of(static_cast<A&&>(a))) {}
+  foreign_awaiter(const foreign_awaiter&) = delete;
+  foreign_awaiter& operator=(const foreign_awaiter&) = delete;
+
+  bool await_ready() { return awaiter_.await_ready(); }
+
+  template <class Promise>
+  auto await_suspend(std::coroutine_handle<Promise> h) {
+    call_context* ctx = h.promise().context();
+    tracker_ = ctx != nullptr && ctx->stop != nullptr ? ctx->stop->attempt : nullptr;
+    // Before suspending: once the awaitable has the handle, this frame may be resumed (and
+    // this object used) on another thread, so nothing here may be touched after it.
+    if (tracker_ != nullptr) tracker_->entered_foreign();
+    using result = decltype(awaiter_.await_suspend(h));
+    if constexpr (std::is_same_v<result, bool>) {
+      attempt_tracker* tracker = tracker_;  // a copy: after `false` this frame runs on, after `true` not ours
+      const bool suspended = awaiter_.await_suspend(h);
+      if (!suspended && tracker != nullptr) tracker->left_foreign();
+      return suspended;
+    } else {
+      return awaiter_.await_suspend(h);
+    }
+  }
+
+  decltype(auto) await_resume() {
+    if (tracker_ != nullptr) std::exchange(tracker_, nullptr)->left_foreign();
+    return awaiter_.await_resume();
+  }
+
+ private:
+  awaiter_type awaiter_;
+  attempt_tracker* tracker_ = nullptr;
+};
+
 template <class Policy>
 constexpr bool recycles_frames =
     Policy::frame_allocation_kind == frame_allocation::recycled && !DURABLE_DETAIL_ASAN;
@@ -220,6 +301,23 @@ class task_promise_common : public promise_base {
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
   to_continuation final_suspend() const noexcept { return {}; }
+
+  /// Every `co_await` in the body: the library's own awaitables as they are; a foreign one
+  /// wrapped so that the attempt it runs in knows it is suspended outside the library. Always a
+  /// prvalue: g++ 12 copies an awaiter that await_transform returns by reference (the
+  /// standard says it is used in place), and the library's awaiters cannot be copied.
+  template <class A>
+  auto await_transform(A&& awaitable) {
+    using plain = std::remove_cvref_t<A>;
+    if constexpr (library_awaitable<plain> && requires { static_cast<A&&>(awaitable).operator co_await(); }) {
+      return static_cast<A&&>(awaitable).operator co_await();  // a task's awaiter, a probe
+    } else if constexpr (library_awaitable<plain>) {
+      return library_awaiter_ref<std::remove_reference_t<A>>{&awaitable};
+    } else {
+      return foreign_awaiter<A>(static_cast<A&&>(awaitable));
+    }
+  }
+
   void unhandled_exception() noexcept {
     outcome.emplace_fault([this] { return fault_from_current_exception<Policy>(this); });
   }
@@ -329,6 +427,7 @@ class task_awaiter {
 /// raising anything: the awaiting code decides what a fault means.
 template <class T, class Policy>
 struct outcome_awaiter {
+  using durable_library_awaiter = void;
   std::coroutine_handle<task_promise<T, Policy>> child;
   call_context* ctx;
 
@@ -347,6 +446,7 @@ struct outcome_awaiter {
 /// which matters for a call waiting for its retry.
 template <class Promise>
 struct resume_awaiter {
+  using durable_library_awaiter = void;
   std::coroutine_handle<Promise> child;
   explicit resume_awaiter(std::coroutine_handle<Promise> h) noexcept : child(h) {}
   bool await_ready() const noexcept { return false; }
@@ -364,6 +464,7 @@ struct resume_awaiter {
 
 /// `co_await promise_probe{}` yields the awaiting coroutine's own promise without suspending.
 struct promise_probe {
+  using durable_library_awaiter = void;
   promise_base* found = nullptr;
   bool await_ready() const noexcept { return false; }
   template <class Promise>
@@ -452,10 +553,6 @@ resume_awaiter<task_promise<T, Policy>> resume_task(const durable_task<T, Policy
   return resume_awaiter<task_promise<T, Policy>>(task.handle());
 }
 
-template <class T>
-constexpr bool is_durable_task = false;
-template <class T, class P>
-constexpr bool is_durable_task<durable_task<T, P>> = true;
 }  // namespace detail
 
 }  // namespace durable

@@ -7,9 +7,12 @@
 // runs as its own root on the runtime, with its own copy of the arguments and its own stop
 // source, and the call waits for whichever comes first: the attempt's outcome, the timeout,
 // or its own stop request. When the call walks away, it asks the attempt to stop (the
-// library's waits inside it end at once) and leaves it to finish in the background; its result
-// is discarded and its frame freed when it ends. It never touches the call again: what the two
-// share (`attempt_join`) is reference-counted.
+// library's waits inside it end at once) and then waits for the attempt to end, so that its
+// frames and argument copy are gone before the call goes on; unless the attempt is suspended
+// in a foreign awaitable (it tells its `attempt_tracker` when it suspends in one), which no
+// one can end from here: then the attempt is detached, left to finish in the background, its
+// result discarded and its frame freed when it ends. It never touches the call again: what the
+// two share (`attempt_join`) is reference-counted.
 #pragma once
 
 #include <atomic>
@@ -48,31 +51,37 @@ namespace durable::detail {
 
 /// What a call and an attempt running in the background share; freed by the last of the two.
 template <class T>
-struct attempt_join {
-  enum : std::uint8_t { running, delivered, abandoned };
-
-  attempt_join(runtime& r, cancellable_wait* w) noexcept : rt(&r), wait(w) {}
+struct attempt_join final : attempt_tracker {
+  attempt_join(runtime& r, cancellable_wait* w, cancellable_wait* s) noexcept : rt(&r), wait(w), settled(s) {}
   attempt_join(const attempt_join&) = delete;
   attempt_join& operator=(const attempt_join&) = delete;
-  ~attempt_join() { rt->release(wait); }
+  ~attempt_join() {
+    rt->release(wait);
+    rt->release(settled);
+  }
 
-  /// running -> delivered (by the attempt) or running -> abandoned (by the call): exactly one
-  /// side wins, so the outcome is read only if it was delivered, and only after it was written
-  /// (the attempt writes it before its release-CAS; the call reads it after an acquire load).
-  std::atomic<std::uint8_t> state{running};
+  // The outcome is read only if it was delivered, and only after it was written (the attempt
+  // writes it before its release-CAS of `state`; the call reads it after an acquire load).
   std::atomic<std::uint8_t> refs{2};
   runtime* rt;
-  /// The call's wait: cancelled by the attempt when it delivers. Kept alive by this join.
+  /// The call's wait for the first of outcome, timeout and stop: cancelled by the attempt when
+  /// it delivers. Kept alive by this join.
   cancellable_wait* wait;
+  /// The call's wait, once it walked away, for the attempt to end or to suspend in a foreign
+  /// awaitable. Kept alive by this join.
+  cancellable_wait* settled;
   result<T> outcome;
   std::stop_source source;
   /// What the attempt's context points at.
-  std::stop_token token = source.get_token();
+  stop_scope token{source.get_token(), this};
 
   void release() noexcept {
     // acq_rel: the side that frees sees everything the other side wrote.
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+
+ private:
+  void wake_walked_away() noexcept override { rt->cancel(*settled); }
 };
 
 /// Owns one reference to an attempt_join (released even if a frame holding it is destroyed
@@ -115,11 +124,14 @@ root_task run_attempt_in_background(join_ref<typename Task::value_type> join, F 
     } else if (!join->outcome.has_fault()) {
       join->outcome.set_fault(empty_task_fault());
     }
-  }  // the attempt's frames are gone before the call can see its outcome
+  }  // the attempt's frames are gone before the call can see its outcome, or that it ended
   runtime* rt = join->rt;
-  std::uint8_t expected = attempt_join<T>::running;
-  if (join->state.compare_exchange_strong(expected, attempt_join<T>::delivered, std::memory_order_acq_rel)) {
+  std::uint8_t expected = attempt_tracker::running;
+  if (join->state.compare_exchange_strong(expected, attempt_tracker::delivered, std::memory_order_seq_cst)) {
     rt->cancel(*join->wait);  // wakes the call
+  } else {
+    rt->cancel(*join->settled);  // wakes the call that walked away, if it still waits
+    rt->walked_away_attempt_ended();
   }
   rt->forget(co_await root_probe{});
 }
@@ -137,6 +149,7 @@ class attempt_watch {
     if (wait_ != nullptr) {
       wait_->on_stop.reset();
       call_.rt->release(wait_);
+      call_.rt->release(settled_);
     }
     if (join_ != nullptr) join_->release();
   }
@@ -145,8 +158,9 @@ class attempt_watch {
   template <class Task, class F, class... Args>
   void prepare(const F& callable, const std::tuple<Args...>& args) {
     runtime& rt = *call_.rt;
-    wait_ = cancellable_wait::make({}, 2);  // held by this watch and by the join
-    join_ = new attempt_join<T>(rt, wait_);
+    wait_ = cancellable_wait::make({}, 2);  // each held by this watch and by the join
+    settled_ = cancellable_wait::make({}, 2);
+    join_ = new attempt_join<T>(rt, wait_, settled_);
     join_ref<T> for_attempt(join_);
     scope_ref scope;
     if (call_.scope != nullptr) {
@@ -156,6 +170,7 @@ class attempt_watch {
     runner_ = run_attempt_in_background<Task>(std::move(for_attempt), callable, args, call_.name, std::move(scope)).handle;
   }
 
+  using durable_library_awaiter = void;
   bool await_ready() const noexcept { return false; }
   // noinline: once armed, this frame may be resumed and freed on another thread (llvm 56301).
   [[gnu::noinline]] bool await_suspend(std::coroutine_handle<> h) {
@@ -171,16 +186,42 @@ class attempt_watch {
   }
   void await_resume() noexcept {
     wait_->on_stop.reset();  // waits for a canceller running on another thread
-    std::uint8_t expected = attempt_join<T>::running;
-    if (join_->state.compare_exchange_strong(expected, attempt_join<T>::abandoned, std::memory_order_acq_rel)) {
+    std::uint8_t expected = attempt_tracker::running;
+    if (join_->state.compare_exchange_strong(expected, attempt_tracker::abandoned, std::memory_order_seq_cst)) {
       stopped_ = call_.stop_requested();
+      call_.rt->walked_away_from_attempt();
       join_->source.request_stop();  // the library's waits inside the attempt end now
     }
   }
 
+  /// After walking away: waits until the attempt has ended (its frames freed), unless it is
+  /// suspended in a foreign awaitable, which cannot be ended from here: then it is detached at
+  /// once (or as soon as it suspends in one). Does not suspend if the attempt delivered.
+  class settle_awaiter {
+   public:
+    using durable_library_awaiter = void;
+    explicit settle_awaiter(attempt_watch& watch) noexcept : watch_(watch) {}
+    bool await_ready() const noexcept {
+      const attempt_join<T>& join = *watch_.join_;
+      return join.state.load(std::memory_order_seq_cst) != attempt_tracker::abandoned ||
+             join.foreign.load(std::memory_order_seq_cst) != 0;
+    }
+    // noinline: once armed, this frame may be resumed and freed on another thread (llvm 56301).
+    [[gnu::noinline]] bool await_suspend(std::coroutine_handle<> h) {
+      cancellable_wait& settled = *watch_.settled_;
+      settled.handle = h;
+      return watch_.call_.rt->arm(settled, std::nullopt);  // false: it ended or went foreign already
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    attempt_watch& watch_;
+  };
+  [[nodiscard]] settle_awaiter settled() noexcept { return settle_awaiter(*this); }
+
   /// The attempt's outcome, or null when the call walked away from it.
   [[nodiscard]] result<T>* outcome() noexcept {
-    return join_->state.load(std::memory_order_acquire) == attempt_join<T>::delivered ? &join_->outcome : nullptr;
+    return join_->state.load(std::memory_order_acquire) == attempt_tracker::delivered ? &join_->outcome : nullptr;
   }
 
   /// Why the call walked away: its own stop request, or the attempt timeout.
@@ -212,6 +253,7 @@ class attempt_watch {
   call_context& call_;
   std::chrono::nanoseconds timeout_;
   cancellable_wait* wait_ = nullptr;
+  cancellable_wait* settled_ = nullptr;
   attempt_join<T>* join_ = nullptr;
   std::coroutine_handle<root_task::promise_type> runner_;
   bool stopped_ = false;
