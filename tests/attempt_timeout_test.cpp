@@ -164,3 +164,20 @@ TEST_CASE("a value from a timed attempt is inspected once, by the attempt", "[at
 TEST_CASE("a non-zero attempt_timeout is a valid policy", "[attempt_timeout][policy]") {
   CHECK_NOTHROW(durable::retry_policy{.attempt_timeout = 5s}.validate());
 }
+
+TEST_CASE("the timeouts of attempts that ended in time do not pile up in the timer heap", "[attempt_timeout][timers]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  const durable::function quick{"quick", []() -> durable_task<int> { co_return 1; },
+                                {.attempt_timeout = std::chrono::hours(1)}};
+  auto long_sleeper = []() -> durable_task<> { co_await durable::sleep_for(std::chrono::hours(24)); };
+  rt.spawn(long_sleeper());  // its timer stays at the top of the heap all along
+  auto many = [&]() -> durable_task<int> {
+    int sum = 0;
+    for (int i = 0; i < 5000; ++i) sum += co_await quick();
+    co_return sum;
+  };
+  CHECK(rt.run(many()) == 5000);
+  // 5000 cancelled timeouts behind the sleeper's timer would be 5001 entries.
+  CHECK(rt.timer_entries() <= 2 + 64);
+}

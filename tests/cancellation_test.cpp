@@ -9,6 +9,7 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -200,6 +201,125 @@ TEST_CASE("a stop detaches an attempt suspended in a foreign awaitable: the call
   CHECK(finished);
   CHECK(live == 0);                                // its frame was freed when it ended
   CHECK(events.events.size() == events_before);  // and its result went nowhere
+}
+
+TEST_CASE("a stop ends an attempt in a library wait before run throws: its locals and argument copies are gone",
+          "[cancel][sleep]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  std::atomic<int> live{0};
+  const durable::function sleeper{"sleeper", [&live](tracked) -> durable_task<int> {
+                                    tracked guard(live);
+                                    co_await durable::sleep_for(1h);
+                                    co_return 1;
+                                  }};
+  std::stop_source source;
+  rt.spawn(stop_after(source, 5s));
+  int live_when_run_threw = -1;
+  auto call = sleeper(tracked(live));
+  try {
+    rt.run(std::move(call), source.get_token());
+  } catch (const durable::failure& f) {
+    CHECK(f.reason() == failure_reason::cancelled);
+    live_when_run_threw = live.load();
+  }
+  CHECK(live_when_run_threw == 0);  // not only once the runtime is driven again
+  CHECK(rt.detached_attempts() == 0);
+  CHECK(clock.now() == durable::time_point{} + 5s);
+}
+
+TEST_CASE("an attempt detached in a foreign awaitable is counted, and drain waits until it has ended",
+          "[cancel][foreign][drain]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  gate socket;
+  std::atomic<int> live{0};
+  const durable::function reader{"reader", [&]() -> durable_task<int> {
+                                   tracked guard(live);
+                                   co_await socket.wait();
+                                   co_return 42;
+                                 }};
+  std::stop_source source;
+  rt.spawn(stop_after(source, 1s));
+  CHECK(run_expecting_failure(rt, reader(), source).reason() == failure_reason::cancelled);
+  CHECK(rt.detached_attempts() == 1);
+  CHECK(live == 1);
+  std::thread opener([&socket] { socket.open(); });  // the foreign side completes on its own thread
+  const bool drained = rt.drain(std::chrono::seconds(30));
+  opener.join();
+  CHECK(drained);
+  CHECK(rt.detached_attempts() == 0);
+  CHECK(live == 0);
+}
+
+TEST_CASE("drain gives up after its timeout while a detached attempt never ends", "[cancel][foreign][drain]") {
+  durable::manual_clock clock;
+  std::atomic<int> live{0};
+  gate never_opened;
+  {
+    durable::runtime rt{clock, {.shutdown_grace = std::chrono::milliseconds(1)}};
+    const durable::function reader{"reader", [&]() -> durable_task<int> {
+                                     tracked guard(live);
+                                     co_await never_opened.wait();
+                                     co_return 42;
+                                   }};
+    std::stop_source source;
+    rt.spawn(stop_after(source, 1s));
+    CHECK(run_expecting_failure(rt, reader(), source).reason() == failure_reason::cancelled);
+    CHECK_FALSE(rt.drain(std::chrono::milliseconds(1)));
+    CHECK(rt.detached_attempts() == 1);
+  }  // after its grace, the runtime destroys the attempt: the gate must never resume it now
+  CHECK(live == 0);
+}
+
+TEST_CASE("destroying the runtime waits for a detached attempt that a foreign awaitable resumes from another thread",
+          "[cancel][foreign][shutdown]") {
+  durable::manual_clock clock;
+  gate socket;
+  std::atomic<int> live{0};
+  std::atomic<bool> finished{false};
+  std::thread opener;
+  {
+    durable::runtime rt{clock, {.shutdown_grace = std::chrono::seconds(60)}};
+    const durable::function reader{"reader", [&]() -> durable_task<int> {
+                                     tracked guard(live);
+                                     co_await socket.wait();
+                                     finished = true;
+                                     co_return 42;
+                                   }};
+    std::stop_source source;
+    rt.spawn(stop_after(source, 1s));
+    CHECK(run_expecting_failure(rt, reader(), source).reason() == failure_reason::cancelled);
+    opener = std::thread([&socket] { socket.open(); });
+  }  // the destructor waits for the attempt instead of freeing the frame the opener resumes
+  opener.join();
+  CHECK(finished);
+  CHECK(live == 0);
+}
+
+TEST_CASE("a stop during an attempt that caught it and then awaits a foreign awaitable detaches it there",
+          "[cancel][foreign]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  gate socket;
+  std::atomic<int> live{0};
+  const durable::function stubborn{"stubborn", [&]() -> durable_task<int> {
+                                     tracked guard(live);
+                                     try {
+                                       co_await durable::sleep_for(1h);
+                                     } catch (const durable::failure&) {
+                                     }
+                                     co_await socket.wait();  // ignores the stop: the call must not wait for it
+                                     co_return 1;
+                                   }};
+  std::stop_source source;
+  rt.spawn(stop_after(source, 1s));
+  CHECK(run_expecting_failure(rt, stubborn(), source).reason() == failure_reason::cancelled);
+  CHECK(socket.waiting());
+  CHECK(rt.detached_attempts() == 1);
+  socket.open();
+  CHECK(rt.detached_attempts() == 0);
+  CHECK(live == 0);
 }
 
 TEST_CASE("a stop ends a sleeping plain task with a cancelled failure", "[cancel][sleep]") {

@@ -320,3 +320,42 @@ TEST_CASE("a fan-out can be run directly and awaited with any policy", "[fan_out
   durable::runtime rt{clock};
   CHECK(rt.run(durable::race(value_after(2s, 2), value_after(1s, 1))) == 1);
 }
+
+TEST_CASE("gather resumes its caller only after a stopped child call's attempt has ended, even one that caught the stop",
+          "[fan_out][cancel][function]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  std::atomic<int> live{0};
+  bool body_went_on = false;
+  const durable::function sleeper{"sleeper", [&](tracked) -> durable_task<int> {
+                                    tracked guard(live);
+                                    bool stopped = false;
+                                    try {
+                                      co_await durable::sleep_for(1h);
+                                    } catch (const durable::failure&) {
+                                      stopped = true;
+                                    }
+                                    body_went_on = stopped;  // the body runs on after the stop
+                                    co_return 1;
+                                  }};
+  struct seen {
+    int live_at_resume = -1;
+    bool body_went_on_before_resume = false;
+  };
+  auto caller = [&]() -> durable_task<seen> {
+    seen s;
+    auto child = sleeper(tracked(live));  // a named local: its argument temporary is gone now
+    auto all = durable::gather(std::move(child), failure_after(1s, status::permanent_error));
+    try {
+      co_await all;
+    } catch (const durable::error&) {
+      s.live_at_resume = live.load();
+      s.body_went_on_before_resume = body_went_on;
+    }
+    co_return s;
+  };
+  const seen s = rt.run(caller());
+  CHECK(s.body_went_on_before_resume);
+  CHECK(s.live_at_resume == 0);  // the attempt's locals, its argument copy and the call's are gone
+  CHECK(elapsed(clock) == 1s);
+}
