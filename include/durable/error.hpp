@@ -36,12 +36,13 @@ class error : public std::runtime_error {
   std::optional<std::chrono::nanoseconds> retry_after_;
 };
 
-/// Why a durable call gave up.
+/// Why a durable call gave up (and, in events, why an attempt ended it or was cut short).
 enum class failure_reason : std::uint8_t {
   fatal_status,        ///< the last attempt ended with a status that is never retried
   attempts_exhausted,  ///< every allowed attempt failed with a retryable status
   deadline_exceeded,   ///< `max_elapsed` ran out before another attempt could start
   cancelled,           ///< a stop was requested (reserved for cancellation; never retried)
+  attempt_timeout,     ///< (events only) the attempt ran past `retry_policy::attempt_timeout`
 };
 
 /// A short name for a failure reason ("attempts exhausted").
@@ -51,6 +52,7 @@ enum class failure_reason : std::uint8_t {
     case failure_reason::attempts_exhausted: return "attempts exhausted";
     case failure_reason::deadline_exceeded: return "deadline exceeded";
     case failure_reason::cancelled: return "cancelled";
+    case failure_reason::attempt_timeout: return "attempt timeout";
   }
   return "unknown";
 }

@@ -3,10 +3,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string_view>
 
 #include "clock.hpp"
+#include "error.hpp"
 #include "status.hpp"
 
 namespace durable {
@@ -48,6 +50,16 @@ struct event {
   std::chrono::nanoseconds delay;
   /// The runtime's clock when it happened.
   time_point time;
+  /// For failed: why the call gave up. For attempt_failed: `cancelled` (a stop ended it),
+  /// `attempt_timeout` (it ran past its timeout), or, when the call gives up after it, why;
+  /// empty when the call retries. Empty for the other kinds. Tells a cancellation from a real
+  /// permanent error, which have the same `code`.
+  std::optional<failure_reason> reason{};
+  /// For attempt_failed and failed: what went wrong, as the exception's `what()` or the `fail`
+  /// text. Valid only during the callback: copy it to keep it.
+  std::string_view message{};
+  /// For attempt_failed and retry_scheduled: the retry-after hint the failure gave, if any.
+  std::optional<std::chrono::nanoseconds> retry_after{};
 };
 
 inline std::ostream& operator<<(std::ostream& out, event_kind k) { return out << to_string(k); }

@@ -361,9 +361,10 @@ struct call_spec {
 /// Ends a call that a stop request reached between attempts: never retried.
 template <class Spec>
 [[noreturn]] void throw_call_cancelled(const Spec& spec, std::uint32_t attempts, status last) {
-  spec.context.rt->emit(event_kind::failed, spec.context.name, attempts, last);
-  throw cancelled_failure(last, attempts, spec.context.name,
-                          attempts == 0 ? "cancelled before its first attempt" : "cancelled while waiting to retry");
+  const std::string_view why = attempts == 0 ? "cancelled before its first attempt" : "cancelled while waiting to retry";
+  spec.context.rt->emit_failure(event_kind::failed, spec.context.name, attempts, last, failure_reason::cancelled,
+                                nullptr, why);
+  throw cancelled_failure(last, attempts, spec.context.name, why);
 }
 
 /// An attempt run in the background (see guarded_attempt.hpp), as the task the call awaits: it
@@ -483,7 +484,8 @@ void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_
   const call_context& context = spec.context;
   const std::uint32_t attempt = retry.attempt();
   runtime& rt = *context.rt;
-  const fault& failed = ended.handle().promise().outcome.get_fault();
+  auto& outcome = ended.handle().promise().outcome;
+  const fault& failed = outcome.get_fault();
   // A cancelled attempt did not fail: the call reports the status of the one that failed last.
   const bool cancelled = failed.final && failed.reason == failure_reason::cancelled;
   const status code = !cancelled ? failed.code : attempt > 1 ? retry.last() : status::permanent_error;
@@ -494,15 +496,25 @@ void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_
   } else if (context.stop != nullptr) {  // in case a stop comes before the retry is scheduled
     gave_up.emplace(code, failure_reason::cancelled, attempt, context.name, failed.exception, failed.text());
   }
+  // Why the attempt ended as it did, for the events (see event::reason).
+  std::optional<failure_reason> why = decided.give_up;
+  if (cancelled) {
+    why = failure_reason::cancelled;
+  } else if (!failed.final && failed.reason == failure_reason::attempt_timeout) {
+    why = failure_reason::attempt_timeout;
+  }
+  // The fault outlives the attempt only for event callbacks (taking it out copies a borrowed
+  // `fail` text): without them a failed attempt costs no copy.
+  const fault_ptr kept = rt.has_event_callbacks() ? outcome.release_fault() : fault_ptr();
   ended = Task();
   fresh.reset();
-  rt.emit(event_kind::attempt_failed, context.name, attempt, code);
+  rt.emit_failure(event_kind::attempt_failed, context.name, attempt, code, why, kept.get());
   if (decided.give_up || context.stop_requested()) {
-    rt.emit(event_kind::failed, context.name, attempt, code);
+    rt.emit_failure(event_kind::failed, context.name, attempt, code, gave_up->reason(), kept.get());
     if (spec.journal) spec.journal.failed(*gave_up);
     throw std::move(*gave_up);
   }
-  rt.emit(event_kind::retry_scheduled, context.name, attempt, code, decided.delay);
+  rt.emit_failure(event_kind::retry_scheduled, context.name, attempt, code, std::nullopt, kept.get(), {}, decided.delay);
   if (spec.journal) spec.journal.waiting(attempt, code, add_saturating(rt.now(), decided.delay));
   retry.schedule(decided.delay, code);
 }

@@ -700,10 +700,40 @@ class runtime {
   /// An exception thrown by a callback is ignored: observing a call must not change it.
   void emit(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
             std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) noexcept {
-    if (first_callback_.load(std::memory_order_relaxed) != nullptr) deliver(event{kind, name, attempt, code, delay, now()});
+    if (has_event_callbacks()) deliver(event{kind, name, attempt, code, delay, now()});
+  }
+
+  /// Delivers an event about a failure: `reason`, and the message and retry-after hint of
+  /// `cause` (or `text` without one), read only when a callback will see them.
+  void emit_failure(event_kind kind, std::string_view name, std::uint32_t attempt, status code,
+                    std::optional<failure_reason> reason, const detail::fault* cause, std::string_view text = {},
+                    std::chrono::nanoseconds delay = std::chrono::nanoseconds::zero()) noexcept {
+    if (has_event_callbacks()) deliver_failure(event{kind, name, attempt, code, delay, now(), reason, text}, cause);
+  }
+
+  /// True once a callback is registered (an event costs only this test until then).
+  [[nodiscard]] bool has_event_callbacks() const noexcept {
+    return first_callback_.load(std::memory_order_relaxed) != nullptr;
   }
 
  private:
+  [[gnu::noinline]] void deliver_failure(event e, const detail::fault* cause) noexcept {
+    std::string described;  // lives until the callbacks have returned
+    if (cause != nullptr) {
+      e.retry_after = cause->retry_after;
+      if (cause->exception) {
+        try {
+          described = describe_fault(*cause);
+        } catch (...) {  // no memory for the text: the event goes without it
+        }
+        e.message = described;
+      } else {
+        e.message = cause->text();
+      }
+    }
+    deliver(e);
+  }
+
   // Out of line: a call emits several events per attempt, and without callbacks each must cost
   // only the test above.
   [[gnu::noinline]] void deliver(const event& e) noexcept {
@@ -814,7 +844,8 @@ class runtime {
   template <class T, class Policy>
   detail::root_task spawn_root(durable_task<T, Policy> task, std::unique_ptr<stoppable_root> stop) {
     if (stop != nullptr && stop->token.stop_requested()) {
-      emit(event_kind::failed, {}, 0, status::permanent_error);
+      emit_failure(event_kind::failed, {}, 0, status::permanent_error, failure_reason::cancelled, nullptr,
+                   "cancelled before it started");
     } else {
       task.handle().promise().set_context(stop != nullptr ? &stop->context : &unstoppable_);
       co_await detail::resume_task(task);
@@ -827,7 +858,9 @@ class runtime {
   void report_spawned(const detail::result<T>& outcome) noexcept {
     if (outcome.has_fault() && !outcome.get_fault().final) {
       // A plain task has no call to report its failure; do it here so it never vanishes.
-      emit(event_kind::failed, {}, 1, outcome.get_fault().code);
+      const detail::fault& f = outcome.get_fault();
+      emit_failure(event_kind::failed, {}, 1, f.code,
+                   is_retryable(f.code) ? failure_reason::attempts_exhausted : failure_reason::fatal_status, &f);
     }
   }
 

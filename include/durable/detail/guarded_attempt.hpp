@@ -239,6 +239,7 @@ class attempt_watch {
       using std::chrono::milliseconds;
       fault f;
       f.code = status::timeout;
+      f.reason = failure_reason::attempt_timeout;  // retried like any timeout; events say why
       f.message = "the attempt did not finish within its attempt_timeout of ";
       if (timeout % milliseconds(1) == std::chrono::nanoseconds::zero()) {
         f.message += std::to_string(std::chrono::duration_cast<milliseconds>(timeout).count()) + " ms";
