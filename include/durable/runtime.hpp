@@ -653,20 +653,12 @@ class runtime {
   /// Ends `w` early: an armed or parked wait's coroutine is queued at once (it finds the state
   /// `cancelled`); an unarmed one will refuse to arm. A wait that fired is left alone.
   void cancel(detail::cancellable_wait& w) noexcept {
-    using state = detail::cancellable_wait::state;
+    bool queued = false;
     {
       std::lock_guard lock(mutex_);
-      const state was = w.st;
-      if (was == state::fired || was == state::cancelled) return;
-      w.st = state::cancelled;
-      if (was == state::unarmed) return;
-      if (was == state::armed) {
-        ++cancelled_timers_;
-        drop_cancelled_timers();
-      }
-      ready_.push_back(w.handle);
+      queued = cancel_locked(w);
     }
-    wake_.notify_one();
+    if (queued) wake_.notify_one();
   }
 
   /// A call walked away from its attempt, which runs on (see guarded_attempt.hpp).
@@ -674,14 +666,42 @@ class runtime {
     std::lock_guard lock(mutex_);
     ++walked_away_;
   }
-  /// An attempt that its call walked away from has ended.
-  void walked_away_attempt_ended() noexcept {
-    {
-      std::lock_guard lock(mutex_);
-      --walked_away_;
-    }
-    wake_.notify_all();  // `drain` waits on one of the two
+
+  /// How an attempt run in the background ends (guarded_attempt.hpp), as its last touch of the
+  /// runtime: under one lock, `under_lock(*this)` wakes its call and lets go of what it shares
+  /// with it (through the `_locked` members), the root is forgotten, and, if its call had walked
+  /// away from it, the count of those goes down. Waiters are notified before the lock is
+  /// released: once it is, `drain` in the destructor may free this runtime.
+  template <class UnderLock>
+  void end_background_attempt(detail::root_task::promise_type& root, bool walked_away, UnderLock under_lock) noexcept {
+    std::lock_guard lock(mutex_);
+    under_lock(*this);
+    root.prev->next = root.next;
+    root.next->prev = root.prev;
+    if (walked_away) --walked_away_;
+    wake_.notify_all();
     idle_.notify_all();
+  }
+
+  /// `cancel`, for a caller that holds the lock (`end_background_attempt`). True if it queued
+  /// the waiter (the caller notifies).
+  bool cancel_locked(detail::cancellable_wait& w) noexcept {
+    using state = detail::cancellable_wait::state;
+    const state was = w.st;
+    if (was == state::fired || was == state::cancelled) return false;
+    w.st = state::cancelled;
+    if (was == state::unarmed) return false;
+    if (was == state::armed) {
+      ++cancelled_timers_;
+      drop_cancelled_timers();
+    }
+    ready_.push_back(w.handle);
+    return true;
+  }
+
+  /// `release`, for a caller that holds the lock (`end_background_attempt`).
+  void release_locked(detail::cancellable_wait* w) noexcept {
+    if (--w->refs == 0) detail::cancellable_wait::free(w);
   }
 
   /// Drops one holder's reference to `w`, freeing it with the last one.
@@ -943,10 +963,6 @@ class runtime {
   }
 
   [[nodiscard]] std::size_t live_timers() const noexcept { return timers_.size() - cancelled_timers_; }
-
-  void release_locked(detail::cancellable_wait* w) noexcept {
-    if (--w->refs == 0) detail::cancellable_wait::free(w);
-  }
 
   // Pops cancelled timers off the top of the heap, so that the top is always a live timer (the
   // manual clock jumps to it; a real-clock thread sleeps until it).

@@ -56,8 +56,8 @@ struct attempt_join final : attempt_tracker {
   attempt_join(const attempt_join&) = delete;
   attempt_join& operator=(const attempt_join&) = delete;
   ~attempt_join() {
-    rt->release(wait);
-    rt->release(settled);
+    if (wait != nullptr) rt->release(wait);
+    if (settled != nullptr) rt->release(settled);
   }
 
   // The outcome is read only if it was delivered, and only after it was written (the attempt
@@ -79,6 +79,13 @@ struct attempt_join final : attempt_tracker {
     // acq_rel: the side that frees sees everything the other side wrote.
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+  /// `release`, under the runtime's lock (the attempt's last step, end_background_attempt).
+  void release_locked(runtime& r) noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    r.release_locked(std::exchange(wait, nullptr));
+    r.release_locked(std::exchange(settled, nullptr));
+    delete this;
+  }
 
  private:
   void wake_walked_away() noexcept override { rt->cancel(*settled); }
@@ -97,6 +104,8 @@ class join_ref {
   }
   attempt_join<T>* operator->() const noexcept { return join_; }
   [[nodiscard]] attempt_join<T>* get() const noexcept { return join_; }
+  /// Gives up the reference without releasing it: the caller releases it.
+  [[nodiscard]] attempt_join<T>* take() noexcept { return std::exchange(join_, nullptr); }
 
  private:
   attempt_join<T>* join_;
@@ -125,15 +134,20 @@ root_task run_attempt_in_background(join_ref<typename Task::value_type> join, F 
       join->outcome.set_fault(empty_task_fault());
     }
   }  // the attempt's frames are gone before the call can see its outcome, or that it ended
+  { const scope_ref done = std::move(scope); }
   runtime* rt = join->rt;
   std::uint8_t expected = attempt_tracker::running;
-  if (join->state.compare_exchange_strong(expected, attempt_tracker::delivered, std::memory_order_seq_cst)) {
-    rt->cancel(*join->wait);  // wakes the call
-  } else {
-    rt->cancel(*join->settled);  // wakes the call that walked away, if it still waits
-    rt->walked_away_attempt_ended();
-  }
-  rt->forget(co_await root_probe{});
+  const bool delivered =
+      join->state.compare_exchange_strong(expected, attempt_tracker::delivered, std::memory_order_seq_cst);
+  attempt_join<T>* shared = join.take();
+  // The last touch of the runtime and of the join: a call that walked away may be gone, and
+  // once the count of walked-away attempts drops, so may the runtime (its destructor drains).
+  // The call's wait to end: the one for its outcome, or, once it walked away, the one for the
+  // attempt to settle (end_background_attempt notifies the thread that will run it).
+  rt->end_background_attempt(co_await root_probe{}, !delivered, [shared, delivered](runtime& r) noexcept {
+    static_cast<void>(r.cancel_locked(delivered ? *shared->wait : *shared->settled));
+    shared->release_locked(r);
+  });
 }
 
 /// The call's side: starts the attempt in the background and waits for the first of its
