@@ -7,8 +7,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "print_events.hpp"
-
 struct UserDeactivated : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -31,7 +29,7 @@ inline constexpr durable::function send_welcome_email{
 int main() {
   durable::manual_clock clock;
   durable::runtime rt{clock};
-  print_events(rt);
+  rt.on_event(durable::log_events_to(stdout));  // every event as one log line
 
   rt.run(send_welcome_email("alice"));
   try {

@@ -8,8 +8,6 @@
 #include <cstdio>
 #include <string>
 
-#include "print_events.hpp"
-
 using namespace std::chrono_literals;
 
 struct DNSVerification {
@@ -47,7 +45,7 @@ inline constexpr durable::function connect_domain{
 int main() {
   durable::manual_clock clock;
   durable::runtime rt{clock};
-  print_events(rt);
+  rt.on_event(durable::log_events_to(stdout));  // every event as one log line
 
   rt.run(connect_domain("shop.example.com"));
   std::printf("connected: %s after %d DNS lookups\n", connected_domain.c_str(), lookups);

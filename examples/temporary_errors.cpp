@@ -8,8 +8,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "print_events.hpp"
-
 using namespace std::chrono_literals;
 
 struct MaintenanceException : std::runtime_error {
@@ -38,7 +36,7 @@ int main() {
   // `durable::runtime rt;` the same program waits for real.
   durable::manual_clock clock;
   durable::runtime rt{clock};
-  print_events(rt);
+  rt.on_event(durable::log_events_to(stdout));  // every event as one log line
 
   const std::string profile = rt.run(fetch_profile("ada"));
   std::printf("profile: %s\n", profile.c_str());

@@ -9,6 +9,7 @@
 #include "fail.hpp"           // durable::fail
 #include "fan_out.hpp"        // durable::gather, durable::any, durable::race
 #include "function.hpp"       // durable::function, durable::call
+#include "log.hpp"            // durable::format_event, durable::log_events_to
 #include "output_table.hpp"   // durable::inspect, durable::output_table
 #include "policy.hpp"         // durable::policy, durable::fallback, durable::default_policy
 #include "retry_policy.hpp"   // durable::retry_policy, durable::jitter
