@@ -69,7 +69,44 @@ void pending_calls(benchmark::State& state) {
   state.counters["overhead_bytes"] = per_call - user_frame;
 }
 
+inline constexpr durable::function quick{"quick", [](int) -> task<int> { co_return 1; },
+                                         {.attempt_timeout = 1h}};
+
+task<> one_long_sleep() { co_await durable::sleep_for(24h); }
+
+// Calls with an attempt_timeout that end in time cancel their timeout. One long timer at the top
+// of the heap (a day's sleep) would keep every cancelled one behind it if nothing swept them:
+// what a finished call leaves behind, after a million of them, should be nothing.
+void finished_calls_with_timeout(benchmark::State& state) {
+  const auto n = static_cast<int>(state.range(0));
+  double per_call = 0;
+  std::size_t entries = 0;
+  for (auto _ : state) {
+    durable::manual_clock clock;
+    durable::runtime rt{clock};
+    rt.spawn(one_long_sleep());
+    auto warm_up = [](int count) -> task<int> {
+      int sum = 0;
+      for (int i = 0; i < count; ++i) sum += co_await quick(i);
+      co_return sum;
+    };
+    benchmark::DoNotOptimize(rt.run(warm_up(1000)));  // pools and the heap reach their steady size
+    const std::size_t before = heap_in_use();
+    benchmark::DoNotOptimize(rt.run(warm_up(n)));
+    per_call = (static_cast<double>(heap_in_use()) - static_cast<double>(before)) / n;
+    entries = rt.timer_entries();
+  }
+  state.counters["bytes_per_finished_call"] = per_call;
+  state.counters["timer_heap_entries"] = static_cast<double>(entries);
+}
+
 }  // namespace
+
+BENCHMARK(finished_calls_with_timeout)
+    ->Name("finished_call_memory/durable:one_million_with_attempt_timeout")
+    ->Arg(1'000'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK(pending_calls)
     ->Name("pending_call_memory/durable:one_million_waiting")
