@@ -474,11 +474,37 @@ bool attempt_succeeded(Spec& spec, std::uint32_t attempt, const Task& ended) {
   return true;
 }
 
+/// The events of a failed attempt, for the callbacks (out of line: without callbacks a failed
+/// attempt pays one test for them). `kept_fault` is the attempt's fault, `give_up` the schedule's
+/// verdict (empty: retry after `delay`, unless a stop was requested meanwhile, even by the
+/// attempt_failed callback).
+[[gnu::noinline, gnu::cold]] inline void report_failed_attempt(const call_context& context, std::uint32_t attempt,
+                                                               status code, fault_ptr kept_fault,
+                                                               std::optional<failure_reason> give_up,
+                                                               std::chrono::nanoseconds delay) noexcept {
+  runtime& rt = *context.rt;
+  const fault& kept = *kept_fault;
+  // Why the attempt ended as it did (see event::reason).
+  std::optional<failure_reason> why = give_up;
+  if ((kept.final && kept.reason == failure_reason::cancelled) || (!give_up && context.stop_requested())) {
+    why = failure_reason::cancelled;
+  } else if (!kept.final && kept.reason == failure_reason::attempt_timeout) {
+    why = failure_reason::attempt_timeout;
+  }
+  rt.emit_failure(event_kind::attempt_failed, context.name, attempt, code, why, &kept);
+  if (!give_up && context.stop_requested()) give_up = failure_reason::cancelled;
+  if (give_up) {
+    rt.emit_failure(event_kind::failed, context.name, attempt, code, give_up, &kept);
+  } else {
+    rt.emit_failure(event_kind::retry_scheduled, context.name, attempt, code, std::nullopt, &kept, {}, delay);
+  }
+}
+
 /// After a failed attempt: either throws the call's durable::failure, or schedules the retry. The
 /// fault is read where it is, in the attempt's promise (so a borrowed `fail` message is copied
-/// only into a failure); then the attempt's frame and arguments are freed, before any event or
-/// journal record reports the failure. A stop requested until then (even by an event callback)
-/// ends the call instead of the retry.
+/// only into a failure, or for event callbacks); then the attempt's frame and arguments are
+/// freed, before any event or journal record reports the failure. A stop requested until then
+/// (even by an event callback) ends the call instead of the retry.
 template <class Spec, class Task, class... Args>
 void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_state& retry) {
   const call_context& context = spec.context;
@@ -496,25 +522,18 @@ void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_
   } else if (context.stop != nullptr) {  // in case a stop comes before the retry is scheduled
     gave_up.emplace(code, failure_reason::cancelled, attempt, context.name, failed.exception, failed.text());
   }
-  // Why the attempt ended as it did, for the events (see event::reason).
-  std::optional<failure_reason> why = decided.give_up;
-  if (cancelled) {
-    why = failure_reason::cancelled;
-  } else if (!failed.final && failed.reason == failure_reason::attempt_timeout) {
-    why = failure_reason::attempt_timeout;
-  }
   // The fault outlives the attempt only for event callbacks (taking it out copies a borrowed
-  // `fail` text): without them a failed attempt costs no copy.
-  const fault_ptr kept = rt.has_event_callbacks() ? outcome.release_fault() : fault_ptr();
+  // `fail` text).
+  // (A raw pointer until then: a fault_ptr local would cost its destructor on every attempt.)
+  fault* kept = nullptr;
+  if (rt.has_event_callbacks()) [[unlikely]] kept = outcome.release_fault().release();
   ended = Task();
   fresh.reset();
-  rt.emit_failure(event_kind::attempt_failed, context.name, attempt, code, why, kept.get());
+  if (kept != nullptr) [[unlikely]] report_failed_attempt(context, attempt, code, fault_ptr(kept), decided.give_up, decided.delay);
   if (decided.give_up || context.stop_requested()) {
-    rt.emit_failure(event_kind::failed, context.name, attempt, code, gave_up->reason(), kept.get());
     if (spec.journal) spec.journal.failed(*gave_up);
     throw std::move(*gave_up);
   }
-  rt.emit_failure(event_kind::retry_scheduled, context.name, attempt, code, std::nullopt, kept.get(), {}, decided.delay);
   if (spec.journal) spec.journal.waiting(attempt, code, add_saturating(rt.now(), decided.delay));
   retry.schedule(decided.delay, code);
 }
