@@ -93,8 +93,15 @@ struct journal_inspection {
 /// The embedded journal: records appended to one file, each with a CRC-32C, flushed per the
 /// sync mode. Opening recovers from a crash at any instant: a torn tail is cut off (and
 /// reported by `recovery()`), nothing before it is lost; damage in the middle, a foreign file or
-/// an unknown format version is refused with a `journal_error`. One process, one object per
-/// file: an exclusive lock refuses a second opener.
+/// an unknown format version is refused with a `journal_error`, and a refused open changes
+/// nothing on disk. One owner per file: an exclusive lock refuses a second opener, in this
+/// process or another, and is always taken on the file the path names (compaction renames a
+/// new file over it; an opener that locked the old one tries again).
+///
+/// Files are created 0600 (the umask may narrow that): a journal holds every argument and
+/// result. The path must name a regular file, not a symbolic link (refused: compaction would
+/// replace the link with a file); `<path>.compact`, compaction's temporary file, is created
+/// exclusively, so a file or link planted there is removed, never written through.
 ///
 /// Lsns: a file that held n records when opened hands out n+1, n+2, ... (so until compaction
 /// the lsn is the record's position in the file); compaction renumbers nothing.
@@ -221,7 +228,15 @@ class file_journal final : public journal {
     const std::filesystem::path tmp = compaction_path(path_);
     detail::posix_file next;
     try {
-      next = detail::posix_file(tmp, detail::posix_file::mode::replace);
+      // Created exclusively and never through a symbolic link: a file or link planted at the
+      // temporary path is removed (the link itself, not what it points to), never written.
+      try {
+        next = detail::posix_file(tmp, detail::posix_file::mode::create_new);
+      } catch (const std::system_error& e) {
+        if (e.code() != std::errc::file_exists) throw;
+        static_cast<void>(detail::remove_file(tmp));
+        next = detail::posix_file(tmp, detail::posix_file::mode::create_new);
+      }
       if (!next.try_lock_exclusive()) throw journal_error(tmp.string() + " is locked by another process");
       next.write_at(0, next_bytes);
       next.sync();
@@ -289,16 +304,28 @@ class file_journal final : public journal {
 
  private:
   void open(const options& opts) {
-    file_ = detail::posix_file(path_, detail::posix_file::mode::read_write);
-    // Lock before touching anything, the compaction leftover included: it may belong to the
-    // holder of the lock, in the middle of a compaction.
-    if (!file_.try_lock_exclusive())
-      throw journal_error("durable::file_journal " + path_.string() +
-                          ": already open (locked by another file_journal in this or another process)");
-    report_.removed_compaction_leftover = detail::remove_file(compaction_path(path_));
-
+    lock_the_file_at_path();
     const std::vector<std::byte> bytes = file_.read_prefix(file_.size());
     const detail::scan_result scan = detail::scan_journal(bytes);
+    switch (scan.damage) {  // nothing is removed or written before the file is known to be ours
+      case journal_damage::not_a_journal:
+      case journal_damage::unsupported_version:
+      case journal_damage::corrupt_header:
+        throw refused(scan, "refusing to open it");
+      case journal_damage::corrupt_record:
+        if (!opts.truncate_at_corruption)
+          throw refused(scan, "valid records resume at byte offset " + std::to_string(scan.resumes_at) +
+                                  "; refusing to open rather than drop them (file_journal_options::"
+                                  "truncate_at_corruption drops everything from byte offset " +
+                                  std::to_string(scan.damage_offset) + ")");
+        break;
+      default:
+        break;
+    }
+    // Only the holder of the lock writes `<path>.compact`, so a leftover is a crashed
+    // compaction's (or a file planted there): it goes.
+    report_.removed_compaction_leftover = detail::remove_file(compaction_path(path_));
+
     report_.records = scan.records.size();
     end_ = scan.valid_end;
     switch (scan.damage) {
@@ -319,14 +346,8 @@ class file_journal final : public journal {
       case journal_damage::not_a_journal:
       case journal_damage::unsupported_version:
       case journal_damage::corrupt_header:
-        throw refused(scan, "refusing to open it");
-      case journal_damage::corrupt_record:
-        if (!opts.truncate_at_corruption)
-          throw refused(scan, "valid records resume at byte offset " + std::to_string(scan.resumes_at) +
-                                  "; refusing to open rather than drop them (file_journal_options::"
-                                  "truncate_at_corruption drops everything from byte offset " +
-                                  std::to_string(scan.damage_offset) + ")");
-        [[fallthrough]];
+        break;  // refused above
+      case journal_damage::corrupt_record:  // with truncate_at_corruption, or refused above
       case journal_damage::incomplete_record:
       case journal_damage::bad_tail_record:
       case journal_damage::unwritten_block:
@@ -340,6 +361,26 @@ class file_journal final : public journal {
     if (mode_ != sync_mode::none && scan.damage == journal_damage::none) file_.sync_data();
     last_lsn_ = scan.records.size();
     durable_lsn_.store(last_lsn_, std::memory_order_relaxed);  // before any other thread sees us
+  }
+
+  // Opens the file at the path and takes its exclusive lock, checking that the locked file is
+  // still the one the path names: compaction renames a new file over the path and closes the
+  // old one, which frees the old one's lock, so a lock taken on the old file (opened just before
+  // the rename) would guard a file that is no longer the journal. Then it tries again.
+  void lock_the_file_at_path() {
+    constexpr int max_tries = 1000;  // each retry means a compaction renamed a file meanwhile
+    for (int tries = 1;; ++tries) {
+      file_ = detail::posix_file(path_, detail::posix_file::mode::read_write);
+      if (!file_.try_lock_exclusive())
+        throw journal_error("durable::file_journal " + path_.string() +
+                            ": already open (locked by another file_journal in this or another process)");
+      const auto named = detail::posix_file::identity_at(path_);
+      if (named && *named == file_.identity()) return;
+      file_ = detail::posix_file();  // closing lets go of the lock on the stale file
+      if (tries == max_tries)
+        throw journal_error("durable::file_journal " + path_.string() +
+                            ": the file was replaced " + std::to_string(max_tries) + " times while opening it");
+    }
   }
 
   void record_drop(const detail::scan_result& scan) {

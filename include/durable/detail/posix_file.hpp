@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -43,27 +44,64 @@ namespace durable::detail {
 /// journal keeps its own end of file, so nothing depends on a shared file position.
 class posix_file {
  public:
-  /// How to open.
+  /// How to open. Only a regular file is ever opened (a FIFO, a device or a directory is
+  /// refused, EINVAL "not a regular file", without blocking); files are created 0600 (they hold
+  /// every argument and result; the umask may narrow that further), and the modes that write
+  /// never follow a symbolic link at the path (ELOOP).
   enum class mode : std::uint8_t {
-    read_only,      ///< must exist
-    read_write,     ///< created (0644, umask applies) if missing
-    create_new,     ///< must not exist yet; read-write
-    replace,        ///< created or emptied; read-write
+    read_only,      ///< must exist; a symbolic link is followed (reading changes nothing)
+    read_write,     ///< created if missing
+    create_new,     ///< must not exist yet (not even as a dangling link); read-write
   };
 
   posix_file() noexcept = default;
   posix_file(const std::filesystem::path& path, mode how) : path_(path.string()) {
-    int flags = O_CLOEXEC;
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer; it is refused below.
+    int flags = O_CLOEXEC | O_NONBLOCK;
     switch (how) {
       case mode::read_only: flags |= O_RDONLY; break;
-      case mode::read_write: flags |= O_RDWR | O_CREAT; break;
-      case mode::create_new: flags |= O_RDWR | O_CREAT | O_EXCL; break;
-      case mode::replace: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
+      case mode::read_write: flags |= O_RDWR | O_CREAT | O_NOFOLLOW; break;
+      case mode::create_new: flags |= O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW; break;
     }
     do {
-      fd_ = ::open(path_.c_str(), flags, 0644);
+      fd_ = ::open(path_.c_str(), flags, 0600);
     } while (fd_ < 0 && errno == EINTR);
-    if (fd_ < 0) throw_file_error(errno, "open", path_);
+    if (fd_ < 0) {
+      if (errno == ELOOP) throw_file_error(ELOOP, "open (a symbolic link is not followed here)", path_);
+      throw_file_error(errno, "open", path_);
+    }
+    const file_identity id = identity();
+    if (!id.regular) {
+      close_quietly();
+      throw_file_error(EINVAL, "open (not a regular file)", path_);
+    }
+    // Back to blocking I/O (it changes nothing for a regular file, but says what is meant).
+    static_cast<void>(::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK));
+  }
+
+  /// Which file an open descriptor or a path refers to.
+  struct file_identity {
+    dev_t device = 0;
+    ino_t inode = 0;
+    bool regular = false;
+    bool operator==(const file_identity& other) const noexcept {
+      return device == other.device && inode == other.inode;
+    }
+  };
+  /// The open file's identity.
+  [[nodiscard]] file_identity identity() const {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) throw_file_error(errno, "fstat", path_);
+    return {st.st_dev, st.st_ino, S_ISREG(st.st_mode)};
+  }
+  /// The identity of what `path` names now, not following a symbolic link; empty if nothing.
+  [[nodiscard]] static std::optional<file_identity> identity_at(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return std::nullopt;
+      throw_file_error(errno, "lstat", path.string());
+    }
+    return file_identity{st.st_dev, st.st_ino, S_ISREG(st.st_mode)};
   }
   posix_file(posix_file&& other) noexcept
       : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
