@@ -47,6 +47,22 @@ inline constexpr durable::function flow{"jr.flow", [](std::string in) -> durable
 
 void reset_steps() { step_runs[0] = step_runs[1] = step_runs[2] = 0; }
 
+// ---- an attempt stuck in a foreign awaitable past its timeout, which then sleeps ----
+test_support::gate* socket_for_walked_away = nullptr;
+int inline_walked_away_runs = 0;
+durable::durable_task<> wait_on_socket() {
+  test_support::gate* socket = socket_for_walked_away;
+  co_await socket->wait();
+}
+inline constexpr durable::function stuck_then_sleeps{"jr.stuck_then_sleeps",
+                                                     [](int) -> durable_task<int> {
+                                                       co_await wait_on_socket();
+                                                       ++inline_walked_away_runs;
+                                                       co_await durable::sleep_for(1s);  // would be journaled
+                                                       co_return 1;
+                                                     },
+                                                     {.max_attempts = 1, .attempt_timeout = 1s}};
+
 void register_flow(durable::runtime& rt) {
   rt.register_function(step);
   rt.register_function(flow);
@@ -520,4 +536,58 @@ TEST_CASE("compacting the journal drops finished invocations and keeps running o
   register_flow(rt);
   rt.recover();
   CHECK(rt.start("running", flow, std::string("ignored")).get() == "r012");
+}
+
+TEST_CASE("an attempt the call walked away from never writes to its invocation's journal again", "[journaled][attempt_timeout]") {
+  durable::memory_journal j;
+  test_support::gate socket;
+  socket_for_walked_away = &socket;
+  inline_walked_away_runs = 0;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    rt.register_function(stuck_then_sleeps);
+    auto inv = rt.start("inv", stuck_then_sleeps, 1);
+    CHECK_THROWS_AS(inv.get(), durable::failure);  // its only attempt timed out in the foreign wait
+    rt.compact_journal();                           // the finished invocation is dropped
+    const std::size_t records_after_compaction = j.records().size();
+    socket.open();  // the detached attempt resumes and would journal its sleep
+    CHECK(rt.drain(std::chrono::seconds(30)));
+    CHECK(inline_walked_away_runs == 1);
+    CHECK(j.records().size() == records_after_compaction);
+  }
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(stuck_then_sleeps);
+  CHECK_NOTHROW(rt.recover());
+}
+
+TEST_CASE("recover skips records about an invocation it never started and reports them", "[journaled]") {
+  reset_steps();
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock, {.journal_store = &j}};
+    register_flow(rt);
+    static_cast<void>(rt.start("kept", flow, std::string("x")));
+    drive_for(rt, 1min);  // it sleeps for an hour
+  }
+  // What an attempt that outlived its invocation's compaction would have left.
+  const durable::wait_scheduled_record orphan{"ghost", durable::call_path{0, 1}, durable::wait_kind::sleep, 0,
+                                              durable::status::ok, 5};
+  const auto bytes = durable::encode(orphan);
+  j.append(static_cast<std::uint8_t>(durable::journal_record_type::wait_scheduled), bytes);
+
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.journal_store = &j}};
+  register_flow(rt);
+  std::vector<std::string> skipped;
+  rt.on_event([&skipped](const durable::event& e) {
+    if (e.kind == durable::event_kind::records_skipped) skipped.push_back(std::string(e.function_name) + ": " + std::string(e.message));
+  });
+  REQUIRE_NOTHROW(rt.recover());
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0] == "ghost: skipped 1 journal record of invocation 'ghost', which the journal never started");
+  auto kept = rt.start("kept", flow, std::string("ignored"));
+  CHECK(kept.get() == "x012");  // the real invocation was recovered and finishes
 }

@@ -473,6 +473,9 @@ inline void write_show(std::ostream& out, const invocation_summary& s, bool json
     if (summary.unknown_records != 0)
       err << "durable-journal: warning: " << name << ": skipped " << summary.unknown_records
           << " records of a type this version does not know\n";
+    for (const auto& [id, count] : summary.orphan_records)
+      err << "durable-journal: warning: " << name << ": skipped " << count << " records of invocation '"
+          << printable(id) << "', which the journal never started (the runtime skips them too)\n";
     return summary;
   } catch (const decode_error& e) {
     err << "durable-journal: " << name << ": ";

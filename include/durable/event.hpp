@@ -22,6 +22,8 @@ enum class event_kind : std::uint8_t {
   failed,           ///< the call gave up after attempt `attempt`, with final status `code`
   restarted,        ///< a journaled invocation's code no longer matched its journal (`code` is
                     ///< incompatible_state): its progress was forgotten and it starts again
+  records_skipped,  ///< `recover` skipped the journal's records about an invocation it never
+                    ///< started (`function_name` is that invocation's id; `message` says how many)
 };
 
 /// A short name for an event kind ("retry_scheduled").
@@ -33,6 +35,7 @@ enum class event_kind : std::uint8_t {
     case event_kind::succeeded: return "succeeded";
     case event_kind::failed: return "failed";
     case event_kind::restarted: return "restarted";
+    case event_kind::records_skipped: return "records_skipped";
   }
   return "unknown";
 }

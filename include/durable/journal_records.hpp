@@ -164,19 +164,22 @@ struct journal_summary {
   std::map<std::string, invocation_summary> invocations;
   /// Records of a type this version does not know (skipped).
   std::size_t unknown_records = 0;
+  /// Records about an invocation the journal never started (or no longer holds: what an
+  /// attempt left after its invocation was compacted away), skipped: how many, by id.
+  std::map<std::string, std::size_t> orphan_records;
 };
 
 /// Reads the runtime's records. A record that does not decode is a `decode_error`; a record
-/// about an invocation that was never started is a `journal_error`.
+/// about an invocation that was never started is skipped and counted (`orphan_records`).
 [[nodiscard]] inline journal_summary summarize(std::span<const journal_record> records) {
   journal_summary out;
-  auto find = [&out](const std::string& id) -> invocation_summary& {
+  auto find = [&out](const std::string& id) -> invocation_summary* {
     const auto it = out.invocations.find(id);
     if (it == out.invocations.end()) {
-      throw journal_error("durable: the journal has a record for invocation '" + id +
-                          "', which it never started");
+      ++out.orphan_records[id];
+      return nullptr;
     }
-    return it->second;
+    return &it->second;
   };
   for (const journal_record& r : records) {
     switch (static_cast<journal_record_type>(r.type)) {
@@ -189,26 +192,29 @@ struct journal_summary {
       }
       case journal_record_type::call_completed: {
         auto done = decode<call_completed_record>(r.payload);
-        invocation_summary& s = find(done.id);
+        invocation_summary* s = find(done.id);
+        if (s == nullptr) break;
         if (done.path == call_path{0}) {
-          s.state = done.code == status::ok ? invocation_state::succeeded : invocation_state::failed;
+          s->state = done.code == status::ok ? invocation_state::succeeded : invocation_state::failed;
         }
-        s.completed[done.path] = std::move(done);
+        s->completed[done.path] = std::move(done);
         break;
       }
       case journal_record_type::wait_scheduled: {
         auto wait = decode<wait_scheduled_record>(r.payload);
-        invocation_summary& s = find(wait.id);
-        s.waits[wait.path] = std::move(wait);
+        invocation_summary* s = find(wait.id);
+        if (s == nullptr) break;
+        s->waits[wait.path] = std::move(wait);
         break;
       }
       case journal_record_type::invocation_reset: {
         const auto reset = decode<invocation_reset_record>(r.payload);
-        invocation_summary& s = find(reset.id);
-        s.completed.clear();
-        s.waits.clear();
-        s.state = invocation_state::running;
-        ++s.resets;
+        invocation_summary* s = find(reset.id);
+        if (s == nullptr) break;
+        s->completed.clear();
+        s->waits.clear();
+        s->state = invocation_state::running;
+        ++s->resets;
         break;
       }
       default:

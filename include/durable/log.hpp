@@ -66,6 +66,9 @@ namespace durable {
     case event_kind::restarted:
       line += "the code changed: starting again from scratch";
       break;
+    case event_kind::records_skipped:
+      line += e.message;
+      break;
   }
   return line;
 }

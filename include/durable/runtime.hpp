@@ -424,7 +424,9 @@ class runtime {
   /// as completed return their recorded outcome without running, calls waiting for a retry go
   /// on at their recorded time, the rest runs. Finished invocations become readable through
   /// `start` with their id. Register every function first: an unfinished invocation of a name
-  /// that is not registered is a std::logic_error (and nothing is resumed).
+  /// that is not registered is a std::logic_error (and nothing is resumed). Records about an
+  /// invocation the journal never started are skipped, each such id reported as a
+  /// `records_skipped` event.
   void recover() {
     if (journal_ == nullptr) throw std::logic_error("durable::runtime::recover: the runtime has no journal");
     const journal_summary summary = summarize(journal_->records());
@@ -450,6 +452,11 @@ class runtime {
         }
         invocations_.emplace(id, std::move(inv));
       }
+    }
+    for (const auto& [id, count] : summary.orphan_records) {
+      const std::string what = "skipped " + std::to_string(count) + " journal record" + (count == 1 ? "" : "s") +
+                               " of invocation '" + id + "', which the journal never started";
+      emit_failure(event_kind::records_skipped, id, 0, status::ok, std::nullopt, nullptr, what);
     }
     for (auto& [inv, make] : resume) {
       const std::string_view name = registered_name(inv->started().function);

@@ -203,6 +203,9 @@ class attempt_watch {
     std::uint8_t expected = attempt_tracker::running;
     if (join_->state.compare_exchange_strong(expected, attempt_tracker::abandoned, std::memory_order_seq_cst)) {
       stopped_ = call_.stop_requested();
+      // From now on the attempt must never write to its invocation's journal: the call goes on
+      // (and may finish the invocation) without it.
+      if (call_.scope != nullptr) call_.scope->abandon();
       call_.rt->walked_away_from_attempt();
       join_->source.request_stop();  // the library's waits inside the attempt end now
     }
