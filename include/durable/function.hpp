@@ -474,16 +474,12 @@ bool attempt_succeeded(Spec& spec, std::uint32_t attempt, const Task& ended) {
   return true;
 }
 
-/// The events of a failed attempt, for the callbacks (out of line: without callbacks a failed
-/// attempt pays one test for them). `kept_fault` is the attempt's fault, `give_up` the schedule's
-/// verdict (empty: retry after `delay`, unless a stop was requested meanwhile, even by the
-/// attempt_failed callback).
-[[gnu::noinline, gnu::cold]] inline void report_failed_attempt(const call_context& context, std::uint32_t attempt,
-                                                               status code, fault_ptr kept_fault,
-                                                               std::optional<failure_reason> give_up,
-                                                               std::chrono::nanoseconds delay) noexcept {
-  runtime& rt = *context.rt;
-  const fault& kept = *kept_fault;
+/// The `attempt_failed` event, for the callbacks (out of line and cold, as `report_decision`:
+/// without callbacks a failed attempt pays one test for them). `kept` is the attempt's fault,
+/// `give_up` the schedule's verdict.
+[[gnu::noinline, gnu::cold]] inline void report_attempt_failed(const call_context& context, std::uint32_t attempt,
+                                                               status code, const fault& kept,
+                                                               std::optional<failure_reason> give_up) noexcept {
   // Why the attempt ended as it did (see event::reason).
   std::optional<failure_reason> why = give_up;
   if ((kept.final && kept.reason == failure_reason::cancelled) || (!give_up && context.stop_requested())) {
@@ -491,12 +487,20 @@ bool attempt_succeeded(Spec& spec, std::uint32_t attempt, const Task& ended) {
   } else if (!kept.final && kept.reason == failure_reason::attempt_timeout) {
     why = failure_reason::attempt_timeout;
   }
-  rt.emit_failure(event_kind::attempt_failed, context.name, attempt, code, why, &kept);
-  if (!give_up && context.stop_requested()) give_up = failure_reason::cancelled;
-  if (give_up) {
-    rt.emit_failure(event_kind::failed, context.name, attempt, code, give_up, &kept);
+  context.rt->emit_failure(event_kind::attempt_failed, context.name, attempt, code, why, &kept);
+}
+
+/// What the call does after the failed attempt, for the callbacks: `failed` (it gives up, and
+/// why) or `retry_scheduled` (after `delay`).
+[[gnu::noinline, gnu::cold]] inline void report_decision(const call_context& context, std::uint32_t attempt,
+                                                         status code, fault_ptr kept,
+                                                         std::optional<failure_reason> gave_up,
+                                                         std::chrono::nanoseconds delay) noexcept {
+  if (gave_up) {
+    context.rt->emit_failure(event_kind::failed, context.name, attempt, code, gave_up, kept.get());
   } else {
-    rt.emit_failure(event_kind::retry_scheduled, context.name, attempt, code, std::nullopt, &kept, {}, delay);
+    context.rt->emit_failure(event_kind::retry_scheduled, context.name, attempt, code, std::nullopt, kept.get(), {},
+                             delay);
   }
 }
 
@@ -529,8 +533,14 @@ void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_
   if (rt.has_event_callbacks()) [[unlikely]] kept = outcome.release_fault().release();
   ended = Task();
   fresh.reset();
-  if (kept != nullptr) [[unlikely]] report_failed_attempt(context, attempt, code, fault_ptr(kept), decided.give_up, decided.delay);
-  if (decided.give_up || context.stop_requested()) {
+  if (kept != nullptr) [[unlikely]] report_attempt_failed(context, attempt, code, *kept, decided.give_up);
+  // Decided once, after the attempt_failed callbacks (which may request the stop themselves).
+  const bool giving_up = decided.give_up || context.stop_requested();
+  if (kept != nullptr) [[unlikely]] {
+    report_decision(context, attempt, code, fault_ptr(kept), giving_up ? std::optional(gave_up->reason()) : std::nullopt,
+                    decided.delay);
+  }
+  if (giving_up) {
     if (spec.journal) spec.journal.failed(*gave_up);
     throw std::move(*gave_up);
   }
