@@ -8,6 +8,8 @@
 #include <durable/journal_records.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -590,4 +592,47 @@ TEST_CASE("recover skips records about an invocation it never started and report
   CHECK(skipped[0] == "ghost: skipped 1 journal record of invocation 'ghost', which the journal never started");
   auto kept = rt.start("kept", flow, std::string("ignored"));
   CHECK(kept.get() == "x012");  // the real invocation was recovered and finishes
+}
+
+TEST_CASE("recorded waits with extreme times and attempt numbers recover as saturated values, not overflows",
+          "[journaled][untrusted]") {
+  durable::memory_journal j;
+  const auto append = [&j](durable::journal_record_type type, const auto& record) {
+    const auto bytes = durable::encode(record);
+    j.append(static_cast<std::uint8_t>(type), bytes);
+  };
+  constexpr auto min_ns = std::numeric_limits<std::int64_t>::min();
+  constexpr auto max_attempt = std::numeric_limits<std::uint32_t>::max();
+  append(durable::journal_record_type::invocation_started,
+         durable::invocation_started_record{"far", "jr.retry_flow", durable::encode(std::tuple<int>(21))});
+  // retry_flow's own retry wait at [0] and flaky's at [0, 0]: the largest attempt, due at the
+  // earliest time there is.
+  append(durable::journal_record_type::wait_scheduled,
+         durable::wait_scheduled_record{"far", durable::call_path{0}, durable::wait_kind::retry, max_attempt,
+                                        durable::status::temporary_error, min_ns});
+  append(durable::journal_record_type::wait_scheduled,
+         durable::wait_scheduled_record{"far", durable::call_path{0, 0}, durable::wait_kind::retry, max_attempt,
+                                        durable::status::temporary_error, min_ns});
+  append(durable::journal_record_type::invocation_started,
+         durable::invocation_started_record{"slept", "jr.sleep_flow", durable::encode(std::tuple<>())});
+  append(durable::journal_record_type::wait_scheduled,
+         durable::wait_scheduled_record{"slept", durable::call_path{0, 0}, durable::wait_kind::sleep, 0,
+                                        durable::status::ok, min_ns});
+  CHECK(durable::summarize(j.records()).invocations.at("far").attempts() == max_attempt);  // not 0
+
+  durable::manual_clock clock;
+  clock.advance_to(durable::time_point{} + std::chrono::hours(24 * 365 * 54));  // a wall-clock time
+  const durable::time_point start = clock.now();
+  durable::runtime rt{clock, {.journal_store = &j}};
+  rt.register_function(flaky);
+  rt.register_function(retry_flow);
+  rt.register_function(after_sleep);
+  rt.register_function(sleep_flow);
+  flaky_runs = 1;  // flaky succeeds on its next attempt
+  REQUIRE_NOTHROW(rt.recover());
+  auto far = rt.start("far", retry_flow, 0);
+  auto slept = rt.start("slept", sleep_flow);
+  CHECK(far.get() == 42);
+  CHECK(slept.get() == 7);
+  CHECK(clock.now() == start);  // both waits were due at once: no retry in the year 2262
 }

@@ -52,6 +52,16 @@ namespace detail {
   if (__builtin_add_overflow(base, delta, &sum)) return delta > 0 ? time_point::max() : time_point::min();
   return time_point(std::chrono::nanoseconds(sum));
 }
+
+/// `a - b`, saturated at the limits of nanoseconds instead of overflowing (a time read back from
+/// a journal may be anything).
+[[nodiscard]] constexpr std::chrono::nanoseconds sub_saturating(time_point a, time_point b) noexcept {
+  std::int64_t difference = 0;
+  if (__builtin_sub_overflow(a.time_since_epoch().count(), b.time_since_epoch().count(), &difference)) {
+    return a > b ? std::chrono::nanoseconds::max() : std::chrono::nanoseconds::min();
+  }
+  return std::chrono::nanoseconds(difference);
+}
 }  // namespace detail
 
 }  // namespace durable

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -118,8 +119,9 @@ class retry_state {
   [[nodiscard]] std::uint32_t attempt() const noexcept { return attempt_; }
   /// Goes on with attempt `n` (after a restart, the one after the journal's last).
   void start_at(std::uint32_t n) noexcept { attempt_ = n; }
-  /// Moves on to the next attempt.
-  void advance() noexcept { ++attempt_; }
+  /// Moves on to the next attempt (saturating: an attempt number read back from a journal may
+  /// be the largest there is).
+  void advance() noexcept { attempt_ += attempt_ != std::numeric_limits<std::uint32_t>::max() ? 1 : 0; }
 
   /// The next attempt is due after `delay`; `last` is the status of the attempt that failed.
   void schedule(std::chrono::nanoseconds delay, status last) noexcept {
@@ -282,7 +284,7 @@ class call_journal {
   /// How long until the recorded retry is due (zero if it is past).
   [[nodiscard]] std::chrono::nanoseconds until_recorded_retry(runtime& rt) const {
     const auto wait = call_scope().invocation().wait(call_scope().path());
-    return std::max(wait->wake_at() - rt.now(), std::chrono::nanoseconds::zero());
+    return std::max(sub_saturating(wait->wake_at(), rt.now()), std::chrono::nanoseconds::zero());
   }
 
   /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner).
@@ -424,7 +426,7 @@ void resume_from_journal(Spec& spec, retry_state& retry) {
   const std::uint32_t waited = spec.journal.recorded_retry();
   if (waited == 0) return;
   spec.schedule.fast_forward(waited);
-  retry.start_at(waited + 1);
+  retry.start_at(waited != std::numeric_limits<std::uint32_t>::max() ? waited + 1 : waited);
   retry.schedule(spec.journal.until_recorded_retry(*spec.context.rt), spec.journal.recorded_retry_status());
 }
 

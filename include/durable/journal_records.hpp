@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <span>
@@ -138,7 +139,8 @@ struct invocation_summary {
   [[nodiscard]] std::uint32_t attempts() const {
     if (const auto* done = outcome()) return done->attempts;
     const auto it = waits.find(call_path{0});
-    return it == waits.end() ? 1 : it->second.attempt + 1;
+    if (it == waits.end()) return 1;
+    return it->second.attempt + (it->second.attempt != std::numeric_limits<std::uint32_t>::max() ? 1 : 0);
   }
   /// The status its own call last failed with (ok if it never failed).
   [[nodiscard]] status last_status() const {
