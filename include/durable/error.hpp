@@ -43,6 +43,7 @@ enum class failure_reason : std::uint8_t {
   deadline_exceeded,   ///< `max_elapsed` ran out before another attempt could start
   cancelled,           ///< a stop was requested (reserved for cancellation; never retried)
   attempt_timeout,     ///< (events only) the attempt ran past `retry_policy::attempt_timeout`
+  journal_failed,      ///< the journal could not record the invocation's progress (never retried)
 };
 
 /// A short name for a failure reason ("attempts exhausted").
@@ -53,6 +54,7 @@ enum class failure_reason : std::uint8_t {
     case failure_reason::deadline_exceeded: return "deadline exceeded";
     case failure_reason::cancelled: return "cancelled";
     case failure_reason::attempt_timeout: return "attempt timeout";
+    case failure_reason::journal_failed: return "journal failed";
   }
   return "unknown";
 }
@@ -120,6 +122,19 @@ class failure : public std::exception {
   std::string_view function_name_;
   std::exception_ptr cause_;
   std::string what_;
+};
+
+/// What a journaled invocation fails with when its journal could not record its progress (a full
+/// disk, an I/O error): a `durable::failure` whose reason is `journal_failed`, final for the
+/// whole invocation. Nothing is retried (a retry would repeat side effects whose completion was
+/// not recorded) and nothing more is written for that invocation. `cause()` is the store's own
+/// exception (a `std::system_error`, say) in the process where it happened.
+class journal_failure : public failure {
+ public:
+  journal_failure(std::uint32_t attempts, std::string_view function_name, std::exception_ptr cause,
+                  std::string_view detail)
+      : failure(status::permanent_error, failure_reason::journal_failed, attempts, function_name, std::move(cause),
+                detail) {}
 };
 
 /// What `durable::any` fails with when every task failed: a `durable::failure` that keeps

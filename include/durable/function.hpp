@@ -318,9 +318,11 @@ class call_journal {
 
   /// Journals the call's failure, durably, before its caller sees it. A cancellation is not
   /// journaled (after a restart the call runs again), nor a journal mismatch (the invocation
-  /// starts over anyway).
+  /// starts over anyway), nor a journal failure (nothing more can be written).
   void failed(const failure& f) {
-    if (call_scope().abandoned() || f.reason() == failure_reason::cancelled || f.code() == status::incompatible_state) return;
+    if (call_scope().abandoned() || f.reason() == failure_reason::cancelled ||
+        f.reason() == failure_reason::journal_failed || f.code() == status::incompatible_state)
+      return;
     call_completed_record done{call_scope().invocation().id(), call_scope().path(), std::string(f.function_name())};
     done.code = f.code();
     done.reason = f.reason();

@@ -1135,6 +1135,7 @@ template <class T>
 T invocation<T>::get() {
   rt_->wait_for(*inv_);
   const call_completed_record done = *inv_->outcome();
+  if (done.reason == failure_reason::journal_failed) throw journal_failure(done.attempts, function_, nullptr, done.message);
   if (done.code != status::ok) throw detail::recorded_failure(done, function_);
   if constexpr (std::is_void_v<T>) {
     static_cast<void>(decode<std::monostate>(done.value));

@@ -65,13 +65,35 @@ class invocation_journal {
   }
 
   /// Appends a record of `type` and, if `durable`, waits until it is on stable storage (as the
-  /// journal's sync mode defines it).
+  /// journal's sync mode defines it). If the store fails (it throws), the invocation is broken:
+  /// this and every later append throw `journal_failure`, and nothing more is written for it.
   template <class Record>
   void append(journal_record_type type, const Record& record, bool durable) {
+    if (broken_.load(std::memory_order_acquire)) throw broken_failure();
     const std::vector<std::byte> bytes = encode(record);
-    const std::uint64_t lsn = journal_->append(static_cast<std::uint8_t>(type), bytes);
-    if (durable) journal_->make_durable(lsn);
+    try {
+      const std::uint64_t lsn = journal_->append(static_cast<std::uint8_t>(type), bytes);
+      if (durable) journal_->make_durable(lsn);
+    } catch (...) {
+      std::string why = "the journal could not record the progress of invocation '" + started_.id + "'";
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        why += ": ";
+        why += e.what();
+      } catch (...) {
+      }
+      {
+        std::lock_guard lock(mutex_);
+        if (broken_why_.empty()) broken_why_ = why;
+      }
+      broken_.store(true, std::memory_order_release);
+      throw journal_failure(1, {}, std::current_exception(), why);
+    }
   }
+
+  /// True once a write to the journal failed: nothing more is written for this invocation.
+  [[nodiscard]] bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
 
   /// Journals a call's completion (durably: its caller resumes after this) and remembers it.
   void complete(call_completed_record record) {
@@ -100,9 +122,16 @@ class invocation_journal {
   }
 
  private:
+  [[nodiscard]] journal_failure broken_failure() const {
+    std::lock_guard lock(mutex_);
+    return journal_failure(1, {}, nullptr, broken_why_ + " (nothing more is written for it)");
+  }
+
   journal* journal_;
   invocation_started_record started_;
+  std::atomic<bool> broken_{false};
   mutable std::mutex mutex_;
+  std::string broken_why_;  // under mutex_
   std::map<call_path, call_completed_record> completed_;
   std::map<call_path, wait_scheduled_record> waits_;
   std::optional<call_completed_record> outcome_;
