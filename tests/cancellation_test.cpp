@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -320,6 +322,37 @@ TEST_CASE("a stop during an attempt that caught it and then awaits a foreign awa
   socket.open();
   CHECK(rt.detached_attempts() == 0);
   CHECK(live == 0);
+}
+
+TEST_CASE("a foreign awaitable that throws instead of suspending leaves its attempt one the call waits for",
+          "[cancel][foreign]") {
+  struct refusing_awaiter {
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const { throw std::runtime_error("no connection"); }
+    void await_resume() const noexcept {}
+  };
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  std::atomic<int> live{0};
+  const durable::function sleeper{"sleeper", [&live]() -> durable_task<int> {
+                                    tracked guard(live);
+                                    try {
+                                      co_await refusing_awaiter{};
+                                    } catch (const std::runtime_error&) {
+                                    }
+                                    co_await durable::sleep_for(1h);  // a library wait again
+                                    co_return 1;
+                                  }};
+  std::stop_source source;
+  rt.spawn(stop_after(source, 1s));
+  int live_when_run_threw = -1;
+  try {
+    rt.run(sleeper(), source.get_token());
+  } catch (const durable::failure&) {
+    live_when_run_threw = live.load();
+  }
+  CHECK(live_when_run_threw == 0);  // not detached as if it were still in the foreign awaitable
+  CHECK(rt.detached_attempts() == 0);
 }
 
 TEST_CASE("a stop ends a sleeping plain task with a cancelled failure", "[cancel][sleep]") {

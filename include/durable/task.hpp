@@ -257,15 +257,21 @@ class foreign_awaiter {
     tracker_ = ctx != nullptr && ctx->stop != nullptr ? ctx->stop->attempt : nullptr;
     // Before suspending: once the awaitable has the handle, this frame may be resumed (and
     // this object used) on another thread, so nothing here may be touched after it.
-    if (tracker_ != nullptr) tracker_->entered_foreign();
+    attempt_tracker* tracker = tracker_;  // a copy: once suspended, this object is not ours
+    if (tracker != nullptr) tracker->entered_foreign();
     using result = decltype(awaiter_.await_suspend(h));
-    if constexpr (std::is_same_v<result, bool>) {
-      attempt_tracker* tracker = tracker_;  // a copy: after `false` this frame runs on, after `true` not ours
-      const bool suspended = awaiter_.await_suspend(h);
-      if (!suspended && tracker != nullptr) tracker->left_foreign();
-      return suspended;
-    } else {
-      return awaiter_.await_suspend(h);
+    try {
+      if constexpr (std::is_same_v<result, bool>) {
+        const bool suspended = awaiter_.await_suspend(h);
+        if (!suspended && tracker != nullptr) tracker->left_foreign();
+        return suspended;
+      } else {
+        return awaiter_.await_suspend(h);
+      }
+    } catch (...) {  // it did not suspend: the exception goes on in the task
+      if (tracker != nullptr) tracker->left_foreign();
+      tracker_ = nullptr;
+      throw;
     }
   }
 
