@@ -119,9 +119,8 @@ class retry_state {
   [[nodiscard]] std::uint32_t attempt() const noexcept { return attempt_; }
   /// Goes on with attempt `n` (after a restart, the one after the journal's last).
   void start_at(std::uint32_t n) noexcept { attempt_ = n; }
-  /// Moves on to the next attempt (saturating: an attempt number read back from a journal may
-  /// be the largest there is).
-  void advance() noexcept { attempt_ += attempt_ != std::numeric_limits<std::uint32_t>::max() ? 1 : 0; }
+  /// Moves on to the next attempt.
+  void advance() noexcept { ++attempt_; }
 
   /// The next attempt is due after `delay`; `last` is the status of the attempt that failed.
   void schedule(std::chrono::nanoseconds delay, status last) noexcept {
@@ -428,7 +427,9 @@ void resume_from_journal(Spec& spec, retry_state& retry) {
   const std::uint32_t waited = spec.journal.recorded_retry();
   if (waited == 0) return;
   spec.schedule.fast_forward(waited);
-  retry.start_at(waited != std::numeric_limits<std::uint32_t>::max() ? waited + 1 : waited);
+  // Clamped: the number comes from a file. From half the range, the count cannot wrap before
+  // two billion more attempts.
+  retry.start_at(std::min(waited, std::numeric_limits<std::uint32_t>::max() / 2) + 1);
   retry.schedule(spec.journal.until_recorded_retry(*spec.context.rt), spec.journal.recorded_retry_status());
 }
 
