@@ -235,15 +235,19 @@ durable_task<> invocation_body(Function f, Tuple args) {
   }
 }
 
+/// Why a root task that ended with `f` failed: a final fault's own reason; otherwise, as a plain
+/// task that ran once, attempts exhausted for a retryable status, else a fatal status.
+[[nodiscard]] inline failure_reason root_failure_reason(const fault& f) noexcept {
+  if (f.final) return f.reason;
+  return is_retryable(f.code) ? failure_reason::attempts_exhausted : failure_reason::fatal_status;
+}
+
 /// Turns the fault a root task ended with into what `run` throws: a `durable::failure` that a
 /// call or a fan-out made already, as it is (wrapping it would repeat its text); anything else
 /// as the failure of a plain task that ran once.
 [[noreturn]] inline void throw_root_failure(fault& f) {
   if ((f.final && f.exception) || is_failure(f.exception)) std::rethrow_exception(f.exception);
-  const failure_reason reason = f.final                 ? f.reason
-                                : is_retryable(f.code) ? failure_reason::attempts_exhausted
-                                                       : failure_reason::fatal_status;
-  throw failure(f.code, reason, 1, {}, f.exception, f.text());
+  throw failure(f.code, root_failure_reason(f), 1, {}, f.exception, f.text());
 }
 
 }  // namespace detail
@@ -886,8 +890,7 @@ class runtime {
     if (outcome.has_fault() && !outcome.get_fault().final) {
       // A plain task has no call to report its failure; do it here so it never vanishes.
       const detail::fault& f = outcome.get_fault();
-      emit_failure(event_kind::failed, {}, 1, f.code,
-                   is_retryable(f.code) ? failure_reason::attempts_exhausted : failure_reason::fatal_status, &f);
+      emit_failure(event_kind::failed, {}, 1, f.code, detail::root_failure_reason(f), &f);
     }
   }
 
