@@ -5,6 +5,13 @@
 //   journal_threads4_64B    4 threads, make_durable each    vs 4 threads, write + fdatasync each
 //                           (group commit lets them share flushes; the raw loop cannot)
 //   journal_none_*          no flush at all                 vs write alone
+//   journal_open_64MiB      reading a 64 MiB journal (file_journal::inspect: read, then scan)
+//                           vs reading its bytes (read(2) into a fresh buffer). The worst case
+//                           is a tail that passes the cheap checks at every offset (one record,
+//                           then 0x01 repeated: each offset declares a 16 MiB record that fits),
+//                           so every offset is checksummed as a record start; the healthy file
+//                           holds 1 KiB records. The files sit in the page cache, as they would
+//                           when a service restarts.
 // Flushing benchmarks wait on the disk, so they are measured (and compared) in real time
 // (names end in /real_time). Files are cut back outside the timed region whenever they pass
 // 64 MiB, so a long run does not fill the disk.
@@ -251,6 +258,67 @@ void none_durable(benchmark::State& state) {
   finish(state, static_cast<std::int64_t>(state.iterations()), static_cast<std::int64_t>(payload.size() + 9));
 }
 
+constexpr std::size_t open_size = std::size_t{64} << 20;
+
+/// The two 64 MiB files of journal_open_64MiB, written once for the whole run.
+class open_files {
+ public:
+  static const open_files& get() {
+    static const open_files files;
+    return files;
+  }
+  std::filesystem::path healthy;
+  std::filesystem::path crafted;
+
+ private:
+  open_files() : healthy(dir_.file("healthy")), crafted(dir_.file("crafted")) {
+    constexpr auto header = durable::detail::journal_header();
+    std::vector<std::byte> bytes(header.begin(), header.end());
+    const std::vector<std::byte> payload(1024, std::byte{0x5A});
+    while (bytes.size() + payload.size() + durable::detail::record_overhead <= open_size)
+      durable::detail::append_record_bytes(bytes, 1, payload);
+    write(healthy, bytes);
+    bytes.assign(header.begin(), header.end());
+    durable::detail::append_record_bytes(bytes, 1, payload);
+    bytes.resize(open_size, std::byte{0x01});
+    write(crafted, bytes);
+  }
+  static void write(const std::filesystem::path& path, std::span<const std::byte> bytes) {
+    raw_file f(path);
+    f.write(bytes);
+  }
+  temp_dir dir_;
+};
+
+void open_baseline(benchmark::State& state) {
+  const auto& path = open_files::get().crafted;
+  for (auto _ : state) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::system_category(), "open");
+    std::vector<std::byte> bytes(open_size);
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (n <= 0) throw std::system_error(errno, std::system_category(), "read");
+      done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    benchmark::DoNotOptimize(bytes.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * open_size));
+}
+
+void open_durable(benchmark::State& state, bool crafted) {
+  const auto& path = crafted ? open_files::get().crafted : open_files::get().healthy;
+  for (auto _ : state) {
+    const durable::journal_inspection seen = durable::file_journal::inspect(path);
+    const auto expected = crafted ? durable::journal_damage::bad_tail_record : durable::journal_damage::none;
+    if (seen.damage != expected || seen.file_size + 2048 < open_size) state.SkipWithError("unexpected inspection");
+    benchmark::DoNotOptimize(seen.records.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * open_size));
+}
+
 }  // namespace
 
 BENCHMARK(every_record_baseline)->Name("journal_every_record_64B/baseline:write_fdatasync")->Arg(64)->UseRealTime();
@@ -273,5 +341,13 @@ BENCHMARK(none_baseline)->Name("journal_none_64B/baseline:write")->Arg(64);
 BENCHMARK(none_durable)->Name("journal_none_64B/durable:append")->Arg(64);
 BENCHMARK(none_baseline)->Name("journal_none_1KiB/baseline:write")->Arg(1024);
 BENCHMARK(none_durable)->Name("journal_none_1KiB/durable:append")->Arg(1024);
+
+BENCHMARK(open_baseline)->Name("journal_open_64MiB/baseline:read_file")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(open_durable, healthy, false)
+    ->Name("journal_open_64MiB/durable:inspect_healthy_1KiB_records")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(open_durable, crafted, true)
+    ->Name("journal_open_64MiB/durable:inspect_worst_case_tail")
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

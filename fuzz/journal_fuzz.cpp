@@ -81,8 +81,19 @@ void check(std::span<const std::byte> bytes) {
   require(detail::check_record_at(bytes, scan.valid_end).outcome != detail::record_check::verdict::valid,
           "the record at the damage is not valid");
 
+  // Both checksum engines of the search agree (the scan uses the hardware one where it can).
+  static const detail::crc32c_zero_feeder portable = detail::crc32c_zero_feeder::portable();
+  const auto found = detail::first_valid_record_from_portable(bytes, scan.valid_end, portable);
+#if DURABLE_DETAIL_CRC32C_HW
+  if (detail::crc32c_zero_feeder::instance().uses_hardware())
+    require(detail::first_valid_record_from_hardware(bytes, scan.valid_end, detail::crc32c_zero_feeder::instance()) ==
+                found,
+            "the software and hardware searches find the same record");
+#endif
+
   using v = detail::record_check::verdict;
   if (scan.damage == journal_damage::incomplete_record || scan.damage == journal_damage::bad_tail_record) {
+    require(!found.has_value(), "the search finds no record after a torn tail");
     // A torn tail: no valid record may start anywhere after it. Checked directly at every
     // offset (quadratic, so only for inputs of fuzzer size).
     if (bytes.size() <= (std::size_t{1} << 16))
@@ -91,6 +102,7 @@ void check(std::span<const std::byte> bytes) {
   } else {
     require(scan.damage == journal_damage::corrupt_record || scan.damage == journal_damage::unwritten_block,
             "record damage is a torn tail or damage in the middle");
+    require(found.has_value(), "the search finds a record after damage in the middle");
     require(scan.resumes_at > scan.valid_end, "valid data resumes after the damage");
     require(detail::check_record_at(bytes, scan.resumes_at).outcome == v::valid, "valid data resumes with a valid record");
     require(detail::has_zero_block(bytes, scan.valid_end, scan.resumes_at) ==

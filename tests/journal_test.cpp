@@ -103,13 +103,52 @@ TEST_CASE("crc32c_shift equals feeding that many zero bytes", "[journal][crc32c]
   }
 }
 
+TEST_CASE("the zero feeder shifts in constant time to the same register as crc32c_shift", "[journal][crc32c]") {
+  const auto& machine = detail::crc32c_zero_feeder::instance();
+  const auto portable = detail::crc32c_zero_feeder::portable();
+  CHECK_FALSE(portable.uses_hardware());
+  std::uint32_t reg = 0x12345678u;
+  for (std::uint64_t n : std::initializer_list<std::uint64_t>{0, 1, 2, 9, 16383, 16384, 16385, 1000003, (1ull << 26) + 9,
+                          detail::crc32c_zero_feeder::limit - 1, detail::crc32c_zero_feeder::limit,
+                          1ull << 33}) {
+    reg = reg * 2654435761u + 1u;
+    const std::uint32_t expected = detail::crc32c_shift(reg, n);
+    REQUIRE(machine.shift(reg, n) == expected);
+    REQUIRE(portable.shift(reg, n) == expected);
+  }
+}
+
+TEST_CASE("crc32c_multiply is the product of polynomials modulo P", "[journal][crc32c]") {
+  // x^a * x^b == x^(a+b): shifting by bytes multiplies by x^8 per byte.
+  const std::uint32_t x8 = detail::crc32c_shift(detail::crc32c_one, 1);
+  const std::uint32_t x80 = detail::crc32c_shift(detail::crc32c_one, 10);
+  CHECK(detail::crc32c_multiply(x8, x80) == detail::crc32c_shift(detail::crc32c_one, 11));
+  CHECK(detail::crc32c_multiply(0xCAFEF00Du, detail::crc32c_one) == 0xCAFEF00Du);
+  CHECK(detail::crc32c_multiply(detail::crc32c_x_inverse, detail::crc32c_one >> 1) == detail::crc32c_one);
+  if (detail::crc32c_carryless_available())
+    for (std::uint32_t i = 0, a = 1; i < 10; ++i, a = a * 2654435761u + 12345u)
+      for (std::uint32_t k = 0, b = 7; k < 10; ++k, b = b * 40503u + 977u)
+        REQUIRE(detail::crc32c_multiply_x33_hardware(a, b) ==
+                detail::crc32c_multiply(detail::crc32c_multiply(a, b),
+                                        detail::crc32c_shift(detail::crc32c_one >> 1, 4)));  // x^33
+}
+
 TEST_CASE("crc_range_index gives the checksum of any range", "[journal][crc32c]") {
   const auto data = pattern(2000, 3);
   const std::span<const std::byte> all(data);
-  const detail::crc_range_index index(all, 5);
+  const auto portable_feeder = detail::crc32c_zero_feeder::portable();
+  const detail::crc_range_index<detail::portable_checksum> portable(all, 5, portable_feeder);
   for (std::uint64_t a = 5; a < data.size(); a += 37)
     for (std::uint64_t b = a; b <= data.size(); b += 53)
-      REQUIRE(index.crc(a, b) == detail::crc32c(all.subspan(a, b - a)));
+      REQUIRE(portable.crc(a, b) == detail::crc32c(all.subspan(a, b - a)));
+#if DURABLE_DETAIL_CRC32C_HW
+  if (detail::crc32c_zero_feeder::instance().uses_hardware()) {
+    const detail::crc_range_index<detail::hardware_checksum> hardware(all, 5, detail::crc32c_zero_feeder::instance());
+    for (std::uint64_t a = 5; a < data.size(); a += 37)
+      for (std::uint64_t b = a; b <= data.size(); b += 53)
+        REQUIRE(hardware.crc(a, b) == detail::crc32c(all.subspan(a, b - a)));
+  }
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,6 +709,40 @@ TEST_CASE("inspect reports a refused file instead of throwing", "[journal][inspe
 // ---------------------------------------------------------------------------------------------
 // The scanner on its own
 // ---------------------------------------------------------------------------------------------
+
+// A tail of regular bytes that passes the cheap checks at every other offset, each candidate
+// declaring a record of 64 KiB or 4 MiB: 00 01 00 40 repeated, read from offsets 0 and 2 mod 4.
+std::vector<std::byte> tail_of_candidates(std::size_t size) {
+  static constexpr std::byte unit[4] = {std::byte{0x40}, std::byte{0x00}, std::byte{0x01}, std::byte{0x00}};
+  std::vector<std::byte> tail(size);
+  for (std::size_t i = 0; i < size; ++i) tail[i] = unit[i % 4];
+  return tail;
+}
+
+TEST_CASE("a tail with a candidate record at every other offset is read to the right verdict", "[journal][format]") {
+  const auto header = detail::journal_header();
+  std::vector<std::byte> file(header.begin(), header.end());
+  detail::append_record_bytes(file, 1, pattern(100, 1));
+  const std::uint64_t damage_at = file.size();
+  const auto tail = tail_of_candidates(std::size_t{1} << 20);
+  file.insert(file.end(), tail.begin(), tail.end());
+
+  SECTION("nothing valid after it: a torn tail") {
+    const auto scan = detail::scan_journal(file);
+    CHECK(scan.damage == journal_damage::bad_tail_record);
+    CHECK(scan.valid_end == damage_at);
+  }
+  SECTION("a valid record hidden at its end: damage in the middle") {
+    const std::uint64_t hidden_at = file.size();
+    detail::append_record_bytes(file, 2, pattern(5000, 2));
+    const auto scan = detail::scan_journal(file);
+    CHECK(scan.damage == journal_damage::corrupt_record);
+    CHECK(scan.damage_offset == damage_at);
+    CHECK(scan.resumes_at == hidden_at);
+    const auto portable = detail::crc32c_zero_feeder::portable();
+    CHECK(detail::first_valid_record_from_portable(file, damage_at, portable) == hidden_at);
+  }
+}
 
 TEST_CASE("the scanner finds no valid record in a torn record's bytes", "[journal][format]") {
   // find_valid_record_after must agree with checking every offset directly.

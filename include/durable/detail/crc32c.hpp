@@ -16,9 +16,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
+#include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
+#include <wmmintrin.h>
 #define DURABLE_DETAIL_CRC32C_HW 1
 #else
 #define DURABLE_DETAIL_CRC32C_HW 0
@@ -154,5 +157,110 @@ inline constexpr std::array<std::array<std::uint32_t, 32>, crc32c_zeros_levels> 
     if ((n & 1u) != 0) reg = crc32c_apply_map(crc32c_zeros_maps[k], reg);
   return reg;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Feeding zeros in constant time. The register is a polynomial over GF(2) of degree < 32 (bit 31
+// is x^0, bit 0 is x^31: the register shifts right), and feeding n zero bytes multiplies it by
+// x^(8n) modulo the polynomial P. So a shift is one multiplication by a power of x, and the power
+// comes from two tables (n = low + 2^14 * high). On x86-64 the multiplication is a carry-less
+// multiply (PCLMULQDQ) reduced by the crc32 instruction: crc32_u64(0, clmul(a, b)) = a*b*x^33,
+// so the hardware tables hold each power times x^-33. The scanner of a damaged journal tail
+// tests up to one candidate record per byte, each needing one shift (journal_format.hpp).
+// ---------------------------------------------------------------------------------------------
+
+/// a * b mod P, in the register's representation (portable; 32 steps).
+[[nodiscard]] constexpr std::uint32_t crc32c_multiply(std::uint32_t a, std::uint32_t b) noexcept {
+  std::uint32_t product = 0;
+  for (std::uint32_t coefficient = 0x80000000u; coefficient != 0; coefficient >>= 1) {  // x^0 first
+    if ((a & coefficient) != 0) product ^= b;
+    b = (b & 1u) != 0 ? (b >> 1) ^ crc32c_polynomial : b >> 1;  // b *= x
+  }
+  return product;
+}
+
+/// The polynomial 1 (x^0), and x^-1 mod P: P = x^32 + p(x) with p(0) = 1, so
+/// x * (x^31 + (p(x) - 1) / x) = P - 1 = 1 (mod P, over GF(2)).
+inline constexpr std::uint32_t crc32c_one = 0x80000000u;
+inline constexpr std::uint32_t crc32c_x_inverse = ((crc32c_polynomial & 0x7FFFFFFFu) << 1) | 1u;
+static_assert(crc32c_multiply(crc32c_x_inverse, crc32c_one >> 1) == crc32c_one);
+
+#if DURABLE_DETAIL_CRC32C_HW
+/// a * b * x^33 mod P; only called after `crc32c_carryless_available()` said yes.
+[[gnu::target("pclmul,sse4.2")]] inline std::uint32_t crc32c_multiply_x33_hardware(std::uint32_t a,
+                                                                                   std::uint32_t b) noexcept {
+  const __m128i product = _mm_clmulepi64_si128(_mm_cvtsi32_si128(static_cast<int>(a)),
+                                               _mm_cvtsi32_si128(static_cast<int>(b)), 0);
+  return static_cast<std::uint32_t>(_mm_crc32_u64(0, static_cast<std::uint64_t>(_mm_cvtsi128_si64(product))));
+}
+
+/// Whether this CPU has both PCLMULQDQ and the crc32 instruction (asked once).
+[[nodiscard]] inline bool crc32c_carryless_available() noexcept {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("pclmul") != 0 && __builtin_cpu_supports("sse4.2") != 0;
+  }();
+  return available;
+}
+#else
+[[nodiscard]] inline std::uint32_t crc32c_multiply_x33_hardware(std::uint32_t a, std::uint32_t b) noexcept {
+  return crc32c_multiply(crc32c_multiply(a, b), crc32c_shift(crc32c_one >> 1, 4));  // never called
+}
+[[nodiscard]] inline bool crc32c_carryless_available() noexcept { return false; }
+#endif
+
+/// crc32c_shift in constant time: two lookups and two multiplications, for shifts below
+/// `limit` bytes (longer ones fall back to crc32c_shift). The tables take 128 KiB and are
+/// built on first use, in about a millisecond.
+class crc32c_zero_feeder {
+  static constexpr unsigned table_bits = 14;
+  static constexpr std::size_t table_size = std::size_t{1} << table_bits;
+
+ public:
+  static constexpr std::uint64_t limit = std::uint64_t{1} << (2 * table_bits);
+
+  /// The one instance, built on first use (thread-safe).
+  [[nodiscard]] static const crc32c_zero_feeder& instance() {
+    static const crc32c_zero_feeder feeder(crc32c_carryless_available());
+    return feeder;
+  }
+
+  /// The register after feeding it `n` zero bytes: crc32c_shift(reg, n).
+  [[nodiscard]] std::uint32_t shift(std::uint32_t reg, std::uint64_t n) const noexcept {
+    if (n >= limit) return crc32c_shift(reg, n);
+    const auto [low, high] = factors(n);
+    if (hardware_) return crc32c_multiply_x33_hardware(crc32c_multiply_x33_hardware(reg, low), high);
+    return crc32c_multiply(crc32c_multiply(reg, low), high);
+  }
+
+  /// The two factors of a shift by n < limit bytes, for a caller that multiplies by them itself
+  /// (with crc32c_multiply, or the hardware multiply when `uses_hardware()`).
+  [[nodiscard]] std::pair<std::uint32_t, std::uint32_t> factors(std::uint64_t n) const noexcept {
+    return {low_[static_cast<std::size_t>(n & (table_size - 1))], high_[static_cast<std::size_t>(n >> table_bits)]};
+  }
+
+  /// Whether shifts use the carry-less multiply instruction.
+  [[nodiscard]] bool uses_hardware() const noexcept { return hardware_; }
+
+  /// A feeder that multiplies in software whatever the CPU has (for tests of both paths).
+  [[nodiscard]] static crc32c_zero_feeder portable() { return crc32c_zero_feeder(false); }
+
+ private:
+  explicit crc32c_zero_feeder(bool hardware) : hardware_(hardware), low_(table_size), high_(table_size) {
+    // Each hardware multiplication adds a factor x^33; every table entry takes one back out.
+    std::uint32_t base = crc32c_one;
+    if (hardware_)
+      for (int i = 0; i < 33; ++i) base = crc32c_multiply(base, crc32c_x_inverse);
+    const std::uint32_t high_step = crc32c_shift(crc32c_one, table_size);  // x^(8 * 2^14)
+    low_[0] = high_[0] = base;
+    for (std::size_t i = 1; i < table_size; ++i) {
+      low_[i] = crc32c_shift(low_[i - 1], 1);
+      high_[i] = crc32c_multiply(high_[i - 1], high_step);
+    }
+  }
+
+  bool hardware_;
+  std::vector<std::uint32_t> low_;   // x^(8 * i), times x^-33 when hardware_
+  std::vector<std::uint32_t> high_;  // x^(8 * 2^14 * i), times x^-33 when hardware_
+};
 
 }  // namespace durable::detail

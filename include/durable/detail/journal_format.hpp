@@ -155,59 +155,114 @@ struct record_check {
   return {v::valid, end, {}};
 }
 
+/// How the resynchronising scan checksums: in software, or with the crc32 and carry-less
+/// multiply instructions. The scan is compiled once per engine so that, in the hardware one,
+/// every checksum step inlines into the loop (a function with a target attribute is not
+/// inlined into one without).
+struct portable_checksum {
+  [[nodiscard]] static std::uint32_t raw(std::uint32_t reg, std::span<const std::byte> data) noexcept {
+    return crc32c_raw_portable(reg, data);
+  }
+  [[nodiscard]] static std::uint32_t raw_short(std::uint32_t reg, std::span<const std::byte> data) noexcept {
+    return crc32c_raw_portable(reg, data);
+  }
+  [[nodiscard]] static std::uint32_t multiply(std::uint32_t a, std::uint32_t b) noexcept {
+    return crc32c_multiply(a, b);
+  }
+};
+#if DURABLE_DETAIL_CRC32C_HW
+struct hardware_checksum {
+  [[gnu::target("sse4.2")]] [[nodiscard]] static std::uint32_t raw(std::uint32_t reg,
+                                                                  std::span<const std::byte> data) noexcept {
+    return crc32c_raw_hardware(reg, data);
+  }
+  /// `raw` for fewer than 16 bytes: at most four dependent steps instead of up to 8 + 7.
+  [[gnu::target("sse4.2")]] [[nodiscard]] static std::uint32_t raw_short(std::uint32_t reg,
+                                                                        std::span<const std::byte> data) noexcept {
+    const std::byte* p = data.data();
+    const std::size_t n = data.size();
+    if ((n & 8u) != 0) {
+      const std::uint64_t word = static_cast<std::uint64_t>(crc32c_load_le32(p)) |
+                                 (static_cast<std::uint64_t>(crc32c_load_le32(p + 4)) << 32);
+      reg = static_cast<std::uint32_t>(_mm_crc32_u64(reg, word));
+      p += 8;
+    }
+    if ((n & 4u) != 0) {
+      reg = _mm_crc32_u32(reg, crc32c_load_le32(p));
+      p += 4;
+    }
+    if ((n & 2u) != 0) {
+      reg = _mm_crc32_u16(reg, static_cast<std::uint16_t>(static_cast<unsigned>(p[0]) | (static_cast<unsigned>(p[1]) << 8)));
+      p += 2;
+    }
+    if ((n & 1u) != 0) reg = _mm_crc32_u8(reg, static_cast<std::uint8_t>(p[0]));
+    return reg;
+  }
+  /// With the feeder's tables for hardware, which take the extra x^33 back out.
+  [[gnu::target("pclmul,sse4.2")]] [[nodiscard]] static std::uint32_t multiply(std::uint32_t a,
+                                                                              std::uint32_t b) noexcept {
+    return crc32c_multiply_x33_hardware(a, b);
+  }
+};
+#endif
+
 /// The CRC-32C of any range [a, b) of `bytes` with from <= a, without reading the range: the
-/// registers after each 64-byte stride from `from` are kept, and
+/// registers after each 16-byte stride from `from` are kept, and
 ///   crc32c([a, b)) = ~(shift(~0 ^ R(a), b - a) ^ R(b))
 /// where R(x) is the register (no inversions) after bytes [from, x) and shift feeds zeros; this
 /// follows from the register update being linear. One range costs two partial strides and a
-/// shift, whatever its length.
+/// constant-time shift (crc32c_zero_feeder), whatever its length; the index takes a quarter of
+/// the bytes it covers. `Checksum` must match the feeder's `uses_hardware()`.
+template <class Checksum>
 class crc_range_index {
  public:
-  crc_range_index(std::span<const std::byte> bytes, std::uint64_t from) : bytes_(bytes), from_(from) {
+  crc_range_index(std::span<const std::byte> bytes, std::uint64_t from, const crc32c_zero_feeder& feeder)
+      : bytes_(bytes), from_(from), feeder_(feeder) {
     marks_.reserve(static_cast<std::size_t>((bytes.size() - from) / stride + 1));
     std::uint32_t reg = 0;
     marks_.push_back(reg);
     for (std::uint64_t at = from; at + stride <= bytes.size(); at += stride) {
-      reg = crc32c_raw(reg, bytes.subspan(static_cast<std::size_t>(at), stride));
+      reg = Checksum::raw(reg, bytes.subspan(static_cast<std::size_t>(at), stride));
       marks_.push_back(reg);
     }
   }
 
-  /// crc32c of bytes [a, b); from <= a <= b <= size.
-  [[nodiscard]] std::uint32_t crc(std::uint64_t a, std::uint64_t b) const noexcept {
-    return ~(crc32c_shift(~0u ^ register_at(a), b - a) ^ register_at(b));
+  /// crc32c of bytes [a, b); from <= a <= b <= size, b - a < crc32c_zero_feeder::limit.
+  [[gnu::always_inline]] [[nodiscard]] std::uint32_t crc(std::uint64_t a, std::uint64_t b) const noexcept {
+    const auto [low, high] = feeder_.factors(b - a);
+    const std::uint32_t shifted = Checksum::multiply(Checksum::multiply(~0u ^ register_at(a), low), high);
+    return ~(shifted ^ register_at(b));
   }
 
  private:
-  static constexpr std::size_t stride = 64;
+  static constexpr std::size_t stride = 16;
 
-  [[nodiscard]] std::uint32_t register_at(std::uint64_t x) const noexcept {
+  [[gnu::always_inline]] [[nodiscard]] std::uint32_t register_at(std::uint64_t x) const noexcept {
     const std::uint64_t k = (x - from_) / stride;
     const std::uint64_t start = from_ + k * stride;
-    return crc32c_raw(marks_[static_cast<std::size_t>(k)],
-                      bytes_.subspan(static_cast<std::size_t>(start), static_cast<std::size_t>(x - start)));
+    return Checksum::raw_short(marks_[static_cast<std::size_t>(k)],
+                         bytes_.subspan(static_cast<std::size_t>(start), static_cast<std::size_t>(x - start)));
   }
 
   std::span<const std::byte> bytes_;
   std::uint64_t from_;
+  const crc32c_zero_feeder& feeder_;
   std::vector<std::uint32_t> marks_;
 };
 
-/// The offset of a valid record starting after `bad_pos`, where the record at `bad_pos` failed
-/// with `bad`; nullopt if there is none. Tries the bad record's own declared end first (where
-/// a flipped payload or checksum bit leaves the next record), then every later offset.
-[[nodiscard]] inline std::optional<std::uint64_t> find_valid_record_after(std::span<const std::byte> bytes,
-                                                                          std::uint64_t bad_pos,
-                                                                          const record_check& bad) {
+static_assert(record_overhead + max_journal_payload < crc32c_zero_feeder::limit);
+
+/// The first offset in (bad_pos, size) where a valid record starts; see find_valid_record_after.
+/// Cheap tests first (type, length in range and inside the file) reject almost every offset of
+/// random bytes, but not every offset of chosen (or merely regular) bytes: 0x01 repeated passes
+/// them at every offset. So a candidate costs O(1) however long its record: records up to
+/// `direct_limit` bytes are checksummed directly, longer ones through a range index.
+template <class Checksum>
+[[gnu::always_inline]] inline std::optional<std::uint64_t> first_valid_record_from(
+    std::span<const std::byte> bytes, std::uint64_t bad_pos, const crc32c_zero_feeder& feeder) {
+  constexpr std::uint64_t direct_limit = 64;
   const std::uint64_t size = bytes.size();
-  if (bad.end > bad_pos && bad.end < size &&
-      check_record_at(bytes, bad.end).outcome == record_check::verdict::valid)
-    return bad.end;
-  // Every later offset. Cheap tests first (type, length in range and inside the file) reject
-  // almost every offset of random bytes; short candidates are checksummed directly, long ones
-  // through a range index, so a torn 64 MiB record costs O(n log n), not O(n^2).
-  constexpr std::uint64_t direct_limit = 1024;
-  std::optional<crc_range_index> index;
+  std::optional<crc_range_index<Checksum>> index;
   for (std::uint64_t q = bad_pos + 1; q + record_overhead <= size; ++q) {
     const std::byte* p = bytes.data() + q;
     if (p[4] == std::byte{0}) continue;
@@ -217,14 +272,45 @@ class crc_range_index {
     const std::uint32_t stored = load_le32(bytes.data() + crc_end);
     std::uint32_t computed = 0;
     if (record_prefix_size + length <= direct_limit) {
-      computed = crc32c(bytes.subspan(static_cast<std::size_t>(q), record_prefix_size + length));
+      computed = ~Checksum::raw(~0u, bytes.subspan(static_cast<std::size_t>(q), record_prefix_size + length));
     } else {
-      if (!index) index.emplace(bytes, bad_pos + 1);
+      if (!index) index.emplace(bytes, bad_pos + 1, feeder);
       computed = index->crc(q, crc_end);
     }
     if (computed == stored) return q;
   }
   return std::nullopt;
+}
+
+/// The scan in software; `feeder` must not use hardware.
+inline std::optional<std::uint64_t> first_valid_record_from_portable(std::span<const std::byte> bytes,
+                                                                     std::uint64_t bad_pos,
+                                                                     const crc32c_zero_feeder& feeder) {
+  return first_valid_record_from<portable_checksum>(bytes, bad_pos, feeder);
+}
+#if DURABLE_DETAIL_CRC32C_HW
+/// The scan with the crc32 and carry-less multiply instructions; `feeder` must use hardware.
+[[gnu::target("pclmul,sse4.2")]] inline std::optional<std::uint64_t> first_valid_record_from_hardware(
+    std::span<const std::byte> bytes, std::uint64_t bad_pos, const crc32c_zero_feeder& feeder) {
+  return first_valid_record_from<hardware_checksum>(bytes, bad_pos, feeder);
+}
+#endif
+
+/// The offset of a valid record starting after `bad_pos`, where the record at `bad_pos` failed
+/// with `bad`; nullopt if there is none. Tries the bad record's own declared end first (where
+/// a flipped payload or checksum bit leaves the next record), then every later offset: linear
+/// in the bytes after `bad_pos` whatever they hold, one candidate record per byte at worst.
+[[nodiscard]] inline std::optional<std::uint64_t> find_valid_record_after(std::span<const std::byte> bytes,
+                                                                          std::uint64_t bad_pos,
+                                                                          const record_check& bad) {
+  if (bad.end > bad_pos && bad.end < bytes.size() &&
+      check_record_at(bytes, bad.end).outcome == record_check::verdict::valid)
+    return bad.end;
+  const crc32c_zero_feeder& feeder = crc32c_zero_feeder::instance();
+#if DURABLE_DETAIL_CRC32C_HW
+  if (feeder.uses_hardware()) return first_valid_record_from_hardware(bytes, bad_pos, feeder);
+#endif
+  return first_valid_record_from_portable(bytes, bad_pos, feeder);
 }
 
 /// Whether [from, to) holds a whole, aligned, all-zero block of unwritten_block_size bytes.
