@@ -24,6 +24,9 @@ enum class event_kind : std::uint8_t {
                     ///< incompatible_state): its progress was forgotten and it starts again
   records_skipped,  ///< `recover` skipped the journal's records about an invocation it never
                     ///< started (`function_name` is that invocation's id; `message` says how many)
+  journal_compacted,   ///< automatic compaction condensed the journal (`message` says how much is kept)
+  compaction_failed,   ///< automatic compaction failed and changed nothing (`message` says why;
+                       ///< `reason` is journal_failed); it is tried again once the journal has doubled
 };
 
 /// A short name for an event kind ("retry_scheduled").
@@ -36,6 +39,8 @@ enum class event_kind : std::uint8_t {
     case event_kind::failed: return "failed";
     case event_kind::restarted: return "restarted";
     case event_kind::records_skipped: return "records_skipped";
+    case event_kind::journal_compacted: return "journal_compacted";
+    case event_kind::compaction_failed: return "compaction_failed";
   }
   return "unknown";
 }

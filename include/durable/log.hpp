@@ -67,6 +67,8 @@ namespace durable {
       line += "the code changed: starting again from scratch";
       break;
     case event_kind::records_skipped:
+    case event_kind::journal_compacted:
+    case event_kind::compaction_failed:
       line += e.message;
       break;
   }

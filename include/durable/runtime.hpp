@@ -27,7 +27,9 @@
 #include "clock.hpp"
 #include "codec.hpp"
 #include "detail/context.hpp"
+#include "detail/finished_invocations.hpp"
 #include "detail/invocation.hpp"
+#include "detail/journal_compaction.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
 #include "detail/trampoline.hpp"
@@ -59,6 +61,14 @@ struct runtime_options {
   /// How long (real time) the destructor waits for detached attempts (see `runtime::drain`)
   /// to end before it destroys them.
   std::chrono::nanoseconds shutdown_grace = std::chrono::seconds(5);
+  /// Automatic journal compaction. Once the journal has grown by this many records since the
+  /// runtime's last compaction (and by at least as many as that compaction kept), the next
+  /// invocation to finish condenses the journal: every finished invocation keeps only its
+  /// started record and its outcome, so that `start` of its id still returns that outcome after
+  /// a restart; running invocations keep every record. Ids are never forgotten by it (only
+  /// `compact_journal` forgets). It runs on the thread that finished the invocation, and a
+  /// failure is a `compaction_failed` event, not an error. 0 turns it off.
+  std::uint64_t compact_after_records = 100'000;
 };
 
 class runtime;
@@ -264,12 +274,19 @@ class runtime {
   /// A runtime on the real (system) clock.
   runtime() : runtime(runtime_options{}) {}
   explicit runtime(runtime_options options)
-      : journal_(options.journal_store), shutdown_grace_(options.shutdown_grace), rng_(seed_of(options)) {
+      : journal_(options.journal_store),
+        shutdown_grace_(options.shutdown_grace),
+        compaction_(options.compact_after_records),
+        rng_(seed_of(options)) {
     start_workers(options.workers.value_or(default_workers));
   }
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
-      : manual_(&clock), journal_(options.journal_store), shutdown_grace_(options.shutdown_grace), rng_(seed_of(options)) {
+      : manual_(&clock),
+        journal_(options.journal_store),
+        shutdown_grace_(options.shutdown_grace),
+        compaction_(options.compact_after_records),
+        rng_(seed_of(options)) {
     start_workers(options.workers.value_or(0));
   }
 
@@ -401,12 +418,24 @@ class runtime {
         throw std::logic_error("durable::runtime::start: register_function(" + std::string(f.name()) +
                                ") first, so that recovery after a restart can find it");
       }
-      if (const auto existing = invocations_.find(id); existing != invocations_.end()) {
-        if (existing->second->started().function != f.name()) {
-          throw std::invalid_argument("durable::runtime::start: invocation '" + id + "' exists and runs '" +
-                                      existing->second->started().function + "', not '" + std::string(f.name()) + "'");
+      const auto refuse_other_function = [&](const std::string& runs) {
+        if (runs != f.name()) {
+          throw std::invalid_argument("durable::runtime::start: invocation '" + id + "' exists and runs '" + runs +
+                                      "', not '" + std::string(f.name()) + "'");
         }
+      };
+      if (const auto existing = invocations_.find(id); existing != invocations_.end()) {
+        refuse_other_function(existing->second->started().function);
         return invocation<value>(*this, existing->second, f.name());
+      }
+      if (const detail::finished_invocations::entry* done = finished_.find(id)) {
+        refuse_other_function(*done->function);
+        // A handle of its own, holding just the outcome: the runtime keeps no more than that.
+        auto handle = std::make_shared<detail::invocation_journal>(
+            *journal_, invocation_started_record{id, *done->function, {}});
+        handle->set_outcome(detail::finished_invocations::outcome(id, *done));
+        handle->done = true;
+        return invocation<value>(*this, std::move(handle), f.name());
       }
       invocation_started_record started{id, std::string(f.name()), encode(args_tuple(std::forward<A>(args)...))};
       inv = std::make_shared<detail::invocation_journal>(*journal_, std::move(started));
@@ -439,21 +468,21 @@ class runtime {
       std::lock_guard lock(mutex_);
       for (const std::string& id : summary.order) {
         const invocation_summary& s = summary.invocations.at(id);
-        if (s.state == invocation_state::running && !invocations_.contains(id) && !functions_.contains(s.started.function)) {
+        if (s.state == invocation_state::running && !known_locked(id) && !functions_.contains(s.started.function)) {
           throw std::logic_error("durable::runtime::recover: invocation '" + id + "' runs '" + s.started.function +
                                  "', which is not registered");
         }
       }
       for (const std::string& id : summary.order) {
-        if (invocations_.contains(id)) continue;
+        if (known_locked(id)) continue;
         const invocation_summary& s = summary.invocations.at(id);
+        if (const call_completed_record* outcome = s.outcome()) {
+          finished_.add(*outcome, true);
+          continue;
+        }
         auto inv = std::make_shared<detail::invocation_journal>(*journal_, s.started);
         inv->load(s);
-        if (s.state != invocation_state::running) {
-          inv->done = true;
-        } else {
-          resume.emplace_back(inv, functions_.at(s.started.function));
-        }
+        resume.emplace_back(inv, functions_.at(s.started.function));
         invocations_.emplace(id, std::move(inv));
       }
     }
@@ -471,24 +500,32 @@ class runtime {
   /// Drops the records of every invocation that has finished, rewriting the journal (a
   /// `file_journal` writes a new file and renames it over the old one: a crash meanwhile loses
   /// nothing). A dropped invocation is forgotten: its id may be started again afterwards.
-  /// Records of invocations still running are kept, in order.
+  /// Records of invocations still running are kept, in order. (Automatic compaction, see
+  /// `runtime_options::compact_after_records`, condenses instead, and forgets nothing.)
   void compact_journal() {
     if (journal_ == nullptr) throw std::logic_error("durable::runtime::compact_journal: the runtime has no journal");
+    std::lock_guard one_at_a_time(compaction_mutex_);
     std::vector<std::string> finished;
     {
       std::lock_guard lock(mutex_);
-      for (const auto& [id, inv] : invocations_)
-        if (inv->outcome().has_value()) finished.push_back(id);
+      finished = finished_.ids();
     }
-    std::sort(finished.begin(), finished.end());
-    // Every record the runtime writes starts with its invocation's id.
-    journal_->compact([&finished](const journal_record& r) {
-      byte_reader in(r.payload);
-      const std::string id = codec<std::string>::decode(in);
-      return !std::binary_search(finished.begin(), finished.end(), id);
+    std::uint64_t kept = 0;
+    journal_->compact([&](const journal_record& r) {
+      const bool keep = detail::kept_when_forgetting(r, finished);
+      kept += keep ? 1 : 0;
+      return keep;
     });
+    const std::uint64_t last = journal_->last_lsn();
     std::lock_guard lock(mutex_);
-    for (const std::string& id : finished) invocations_.erase(id);
+    for (const std::string& id : finished) finished_.erase(id);
+    compaction_.compacted(last, kept);
+  }
+
+  /// How many finished invocations the runtime knows of (what `start` of their ids returns).
+  [[nodiscard]] std::size_t finished_invocations() const {
+    std::lock_guard lock(mutex_);
+    return finished_.size();
   }
 
   /// Waits until `inv` has finished, driving the runtime as `run` does.
@@ -938,8 +975,70 @@ class runtime {
       inv->reset("the code no longer matches the journal");
       emit(event_kind::restarted, name, 0, status::incompatible_state);
     }
-    finish(inv->done);
+    finish_invocation(*inv);
     forget(co_await detail::root_probe{});
+  }
+
+  // The invocation has its outcome: `get` may return, and the runtime keeps only the outcome.
+  // Then, if it is due, the automatic compaction runs here.
+  void finish_invocation(detail::invocation_journal& inv) {
+    const std::uint64_t last = journal_->last_lsn();
+    bool compact = false;
+    {
+      std::lock_guard lock(mutex_);
+      inv.done = true;
+      finished_.add(*inv.outcome(), !inv.broken());
+      invocations_.erase(inv.id());
+      compact = compaction_.due(last);
+    }
+    wake_.notify_all();
+    idle_.notify_all();
+    if (compact) condense_journal();
+  }
+
+  // Condenses the journal (see runtime_options::compact_after_records); never throws.
+  void condense_journal() noexcept {
+    std::unique_lock one_at_a_time(compaction_mutex_, std::try_to_lock);
+    if (!one_at_a_time.owns_lock()) return;  // another thread is compacting
+    std::uint64_t kept = 0;
+    try {
+      std::vector<std::string_view> finished;  // valid while compaction_mutex_ is held
+      {
+        std::lock_guard lock(mutex_);
+        if (!compaction_.due(journal_->last_lsn())) return;  // another thread just did it
+        finished = finished_.journaled_ids();
+      }
+      journal_->compact([&](const journal_record& r) {
+        const bool keep = detail::kept_when_condensed(r, finished);
+        kept += keep ? 1 : 0;
+        return keep;
+      });
+      const std::uint64_t last = journal_->last_lsn();
+      {
+        std::lock_guard lock(mutex_);
+        compaction_.compacted(last, kept);
+      }
+      emit_failure(event_kind::journal_compacted, {}, 0, status::ok, std::nullopt, nullptr,
+                   "condensed the journal: " + std::to_string(kept) + " records kept");
+    } catch (const std::exception& e) {
+      std::uint64_t last = 0;
+      try {
+        last = journal_->last_lsn();
+      } catch (...) {
+      }
+      {
+        std::lock_guard lock(mutex_);
+        compaction_.compacted(last, std::max<std::uint64_t>(last, 1));  // try again once it has doubled
+      }
+      emit_failure(event_kind::compaction_failed, {}, 0, status::temporary_error, failure_reason::journal_failed, nullptr,
+                   std::string("automatic journal compaction failed (nothing was changed): ") + e.what());
+    } catch (...) {
+    }
+  }
+
+  // Whether `id` is a running or a finished invocation (under mutex_).
+  [[nodiscard]] bool known_locked(const std::string& id) const {
+    return invocations_.contains(id) || finished_.find(id) != nullptr;
   }
 
   static call_completed_record root_failure_record(const detail::invocation_journal& inv, status code,
@@ -1107,7 +1206,10 @@ class runtime {
   journal* journal_ = nullptr;
   std::chrono::nanoseconds shutdown_grace_;
   std::map<std::string, std::function<durable_task<>(std::span<const std::byte>)>> functions_;
-  std::map<std::string, std::shared_ptr<detail::invocation_journal>> invocations_;
+  std::map<std::string, std::shared_ptr<detail::invocation_journal>> invocations_;  // running ones
+  detail::finished_invocations finished_;
+  detail::compaction_schedule compaction_;  // under mutex_
+  std::mutex compaction_mutex_;             // one compaction at a time; taken before mutex_
   std::mt19937_64 rng_;
   std::atomic<callback_node*> first_callback_{nullptr};
   callback_node* last_callback_ = nullptr;  // under mutex_
