@@ -3,6 +3,7 @@
 
 #include "clock.hpp"          // durable::manual_clock, durable::time_point
 #include "codec.hpp"          // durable::codec, durable::fields, durable::encode, durable::decode
+#include "completion.hpp"     // durable::completion, durable::completer
 #include "error.hpp"          // durable::error, durable::failure
 #include "error_table.hpp"    // durable::on, durable::error_table, durable::standard_errors
 #include "event.hpp"          // durable::event

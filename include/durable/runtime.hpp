@@ -548,7 +548,7 @@ class runtime {
       return;
     }
     std::unique_lock lock(mutex_);
-    idle_.wait(lock, [this] { return ready_.empty() && live_timers() == 0 && busy_ == 0; });
+    idle_.wait(lock, [this] { return ready_.empty() && live_timers() == 0 && busy_ == 0 && external_waits_ == 0; });
   }
 
   /// How many attempts are running that their calls walked away from (a stop request, an
@@ -640,6 +640,24 @@ class runtime {
       ready_.push_back(h);
     }
     wake_.notify_one();
+  }
+
+  /// A task suspends in a `durable::completion`, which something outside the runtime completes.
+  /// Until the matching `end_external_wait`, the runtime is not idle (`run_until_idle` waits for
+  /// it) and a manual clock does not jump: virtual time stands still while real work is out.
+  void begin_external_wait() {
+    std::lock_guard lock(mutex_);
+    ++external_waits_;
+  }
+  /// That wait ended: `h`, unless null (it did not suspend), is queued to resume on the runtime.
+  void end_external_wait(std::coroutine_handle<> h) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      --external_waits_;
+      if (h) ready_.push_back(h);
+    }
+    wake_.notify_all();  // a thread in `run` may be waiting for it, a manual clock may jump now
+    idle_.notify_all();
   }
 
   /// Starts a root coroutine made by the library (a background attempt, a fan-out child): it
@@ -1103,7 +1121,7 @@ class runtime {
   // jumps the clock to the earliest timer. Returns false when the caller must wait.
   bool fire_timers(std::unique_lock<std::mutex>& lock) {
     if (timers_.empty()) return false;
-    if (manual_ != nullptr && busy_ == 0) manual_->advance_to(timers_.top().when);
+    if (manual_ != nullptr && busy_ == 0 && external_waits_ == 0) manual_->advance_to(timers_.top().when);
     const time_point current = now();
     bool fired = false;
     while (!timers_.empty() && timers_.top().when <= current) {
@@ -1172,7 +1190,7 @@ class runtime {
       }
       if (worker && stopping_) break;
       if (fire_timers(lock)) continue;
-      if (done == nullptr && !worker && busy_ == 0) break;
+      if (done == nullptr && !worker && busy_ == 0 && external_waits_ == 0) break;
       wake_.wait(lock);  // the task waits on something outside the runtime
     }
   }
@@ -1228,6 +1246,7 @@ class runtime {
   detail::root_task::promise_type spawned_{&spawned_, &spawned_};
   int busy_ = 0;
   std::size_t walked_away_ = 0;  // attempts walked away from that have not ended
+  std::size_t external_waits_ = 0;  // tasks suspended in a durable::completion
   bool stopping_ = false;
   std::vector<std::thread> workers_;  // last: started after every other member exists
 };

@@ -1,0 +1,260 @@
+// durable/completion.hpp — awaiting work that another library completes, from any thread.
+//
+//   int n = co_await durable::completion<int>([&](durable::completer<int> done) {
+//     pool.submit([done = std::move(done)]() mutable { done.set_value(42); });
+//   });
+//
+// The task suspends; `initiate` starts the foreign work and hands it the completer; whoever
+// finishes that work calls `set_value` or `set_exception` on it, from any thread, once. The
+// task then resumes on its runtime (a worker, or the thread in `run`), never on the completing
+// thread. A stop request (or an `attempt_timeout`) ends the wait at once with a cancellation;
+// the foreign side can see it through `completer::stop_token()` and cancel its work, and what
+// it completes afterwards is dropped. The completer owns only a small shared state: completing
+// late, even after the runtime is gone, touches nothing else.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "detail/context.hpp"
+#include "error.hpp"
+#include "runtime.hpp"
+#include "task.hpp"
+
+namespace durable {
+
+namespace detail {
+
+/// What a completion's awaiter and its completer share. `phase` decides who resumes the task:
+///   initiating -> waiting       (the awaiter, once `initiate` returned and it suspends)
+///   initiating -> completed     (completed inside `initiate`: the awaiter does not suspend)
+///   initiating -> cancelled     (stopped inside `initiate`: likewise)
+///   waiting -> resuming -> completed | cancelled   (whoever wins resumes the task)
+/// `resuming` covers the post to the runtime: the awaiter's destructor (the runtime destroying
+/// a suspended frame at shutdown) waits it out, so nobody posts to a runtime that is gone.
+template <class T>
+struct completion_state {
+  enum : std::uint8_t { initiating, waiting, resuming, completed, cancelled };
+  using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+  std::atomic<std::uint8_t> phase{initiating};
+  std::atomic<int> refs{2};  // the awaiter and the completer
+  runtime* rt = nullptr;
+  std::coroutine_handle<> handle;
+  std::stop_token stop;
+  std::optional<stored> value;  // written by the completer before it publishes `completed`
+  std::exception_ptr error;
+
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  /// Moves initiating or waiting to `to`. True if this caller won; then, if the task was
+  /// suspended, it has been posted to its runtime.
+  bool settle(std::uint8_t to) noexcept {
+    std::uint8_t was = initiating;
+    if (phase.compare_exchange_strong(was, to, std::memory_order_acq_rel)) return true;
+    if (was != waiting || !phase.compare_exchange_strong(was, resuming, std::memory_order_acq_rel)) return false;
+    rt->end_external_wait(handle);
+    phase.store(to, std::memory_order_release);
+    return true;
+  }
+};
+
+}  // namespace detail
+
+/// The completing side of a `completion<T>`: move-only, and completed once, from any thread.
+/// Destroyed without completing, it completes the wait with a `std::logic_error` (retried as
+/// any exception the error table maps).
+template <class T = void>
+class completer {
+ public:
+  completer(completer&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  completer& operator=(completer&& other) noexcept {
+    if (this != &other) {
+      abandon();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  completer(const completer&) = delete;
+  completer& operator=(const completer&) = delete;
+  ~completer() { abandon(); }
+
+  /// Completes with a value: the task's `co_await` returns it.
+  template <class U = T>
+    requires(!std::is_void_v<T> && std::is_constructible_v<T, U &&>)
+  void set_value(U&& value) {
+    if (auto* s = take("set_value")) {
+      if (s->phase.load(std::memory_order_acquire) != state::cancelled) s->value.emplace(std::forward<U>(value));
+      finish(s);
+    }
+  }
+  /// Completes a `completion<void>`.
+  void set_value()
+    requires std::is_void_v<T>
+  {
+    if (auto* s = take("set_value")) {
+      s->value.emplace();
+      finish(s);
+    }
+  }
+  /// Completes with an exception: the task's `co_await` throws it, and the error table
+  /// classifies it like any other.
+  void set_exception(std::exception_ptr error) {
+    if (error == nullptr) throw std::invalid_argument("durable::completer::set_exception: a null exception_ptr");
+    if (auto* s = take("set_exception")) {
+      s->error = std::move(error);
+      finish(s);
+    }
+  }
+  /// Completes with `std::system_error(code, what)`.
+  void set_error(std::error_code code, const std::string& what = {}) {
+    set_exception(std::make_exception_ptr(std::system_error(code, what)));
+  }
+
+  /// The waiting task's stop token: ask it, or register a `std::stop_callback` on it, to cancel
+  /// the foreign work when the task stops waiting.
+  [[nodiscard]] std::stop_token stop_token() const noexcept { return state_ ? state_->stop : std::stop_token{}; }
+  /// True once the task no longer waits (it was stopped): completing now does nothing.
+  [[nodiscard]] bool cancelled() const noexcept {
+    return state_ == nullptr || state_->phase.load(std::memory_order_acquire) == state::cancelled;
+  }
+
+ private:
+  using state = detail::completion_state<T>;
+  template <class U, class Initiate>
+  friend class completion_awaiter;
+  explicit completer(state* s) noexcept : state_(s) {}
+
+  state* take(const char* what) {
+    if (state_ == nullptr) {
+      throw std::logic_error(std::string("durable::completer::") + what + ": completed already (or moved from)");
+    }
+    return std::exchange(state_, nullptr);
+  }
+  static void finish(state* s) noexcept {
+    s->settle(state::completed);
+    s->release();
+  }
+  void abandon() noexcept {
+    if (state* s = std::exchange(state_, nullptr)) {
+      try {
+        s->error = std::make_exception_ptr(std::logic_error("durable::completer destroyed without completing"));
+      } catch (...) {
+        s->error = std::current_exception();
+      }
+      finish(s);
+    }
+  }
+
+  state* state_;
+};
+
+/// The awaiter of `durable::completion` (a library awaitable: a stop request ends it at once,
+/// so a call that walks away from the attempt can wait for it to end).
+template <class T, class Initiate>
+class completion_awaiter {
+ public:
+  using durable_library_awaiter = void;
+
+  explicit completion_awaiter(Initiate initiate) : initiate_(std::move(initiate)) {}
+  completion_awaiter(completion_awaiter&& other) noexcept
+      : initiate_(std::move(other.initiate_)), state_(std::exchange(other.state_, nullptr)) {}
+  completion_awaiter(const completion_awaiter&) = delete;
+  completion_awaiter& operator=(const completion_awaiter&) = delete;
+  completion_awaiter& operator=(completion_awaiter&&) = delete;
+
+  ~completion_awaiter() {
+    if (state_ == nullptr) return;
+    // Only reached suspended when the runtime destroys the frame at shutdown: the wait ends
+    // here, and a completer posting right now is waited out.
+    on_stop_.reset();
+    std::uint8_t was = state::waiting;
+    while (!state_->phase.compare_exchange_weak(was, state::cancelled, std::memory_order_acq_rel)) {
+      if (was != state::waiting && was != state::resuming) break;
+      if (was == state::resuming) was = state::waiting;  // spin until the post is done
+    }
+    state_->release();
+  }
+
+  bool await_ready() const noexcept { return false; }
+
+  // noinline: once the completer may resume the task (on another thread), this frame must not
+  // be written to (llvm 56301, see sleep.hpp).
+  template <class Promise>
+  [[gnu::noinline]] bool await_suspend(std::coroutine_handle<Promise> h) {
+    static_assert(std::is_base_of_v<detail::promise_base, Promise>,
+                  "durable::completion can only be awaited in a durable_task");
+    const detail::call_context* ctx = h.promise().context();
+    runtime* rt = ctx != nullptr ? ctx->rt : nullptr;
+    if (rt == nullptr) throw std::logic_error("durable::completion: the task is not running on a durable::runtime");
+    state_ = new state;
+    state_->rt = rt;
+    state_->handle = h;
+    if (ctx->stop != nullptr) state_->stop = *ctx->stop;
+    if (state_->stop.stop_requested()) {
+      state_->phase.store(state::cancelled, std::memory_order_relaxed);
+      state_->release();  // the completer's reference: there is none
+      return false;
+    }
+    rt->begin_external_wait();
+    if (state_->stop.stop_possible()) on_stop_.emplace(state_->stop, canceller{state_});
+    completer<T> done(state_);
+    if (state_->phase.load(std::memory_order_acquire) == state::initiating) {
+      initiate_(std::move(done));  // may complete, or be stopped, before it returns
+    } else {
+      done.state_ = nullptr;  // stopped while registering: nothing starts, nothing completes
+      state_->release();
+    }
+    std::uint8_t was = state::initiating;
+    if (state_->phase.compare_exchange_strong(was, state::waiting, std::memory_order_acq_rel)) return true;
+    rt->end_external_wait({});  // completed or stopped already: go on without suspending
+    return false;
+  }
+
+  T await_resume() {
+    on_stop_.reset();  // waits for a canceller running on another thread
+    state* s = std::exchange(state_, nullptr);
+    struct release_on_exit {
+      state* s;
+      ~release_on_exit() { s->release(); }
+    } releaser{s};
+    if (s->phase.load(std::memory_order_acquire) == state::cancelled) {
+      throw detail::cancelled_failure(status::permanent_error, 1, {}, "the wait for a completion was cancelled");
+    }
+    if (s->error) std::rethrow_exception(s->error);
+    if constexpr (!std::is_void_v<T>) return std::move(*s->value);
+  }
+
+ private:
+  using state = detail::completion_state<T>;
+  struct canceller {
+    state* s;
+    void operator()() const noexcept { s->settle(state::cancelled); }
+  };
+
+  Initiate initiate_;
+  state* state_ = nullptr;
+  std::optional<std::stop_callback<canceller>> on_stop_;
+};
+
+/// Awaits work completed by another library: `initiate(completer<T>)` starts it and must hand
+/// the completer to whatever will complete it (or complete it at once). See the top of this
+/// file. `initiate` runs inside the `co_await`, on the task's thread.
+template <class T = void, class Initiate>
+  requires std::is_invocable_v<Initiate&, completer<T>>
+[[nodiscard]] completion_awaiter<T, std::decay_t<Initiate>> completion(Initiate&& initiate) {
+  return completion_awaiter<T, std::decay_t<Initiate>>(std::forward<Initiate>(initiate));
+}
+
+}  // namespace durable
