@@ -113,11 +113,12 @@ inline constexpr std::errc listed_conditions[] = {
 }  // namespace detail
 
 /// How an error code maps to a status (SPEC §2), by the generic condition it is equivalent to,
-/// whatever its category (the system one, Asio's, a library's own): network errors are
-/// `tcp_error`, `timed_out` is `timeout`, and any other code is temporary, as is a code of a
-/// category that maps nothing to the generic conditions.
+/// whatever its category (the system one, a library's own): network errors are `tcp_error`,
+/// `timed_out` is `timeout`, and any other code is temporary, as is a code of a category that
+/// maps nothing to the generic conditions (standalone Asio 1.22's own system category is one:
+/// `durable/asio.hpp` translates its codes first).
 [[nodiscard]] inline status classify_error_code(const std::error_code& ec) noexcept {
-  // Most categories (generic, system, Asio's) name their generic condition here: one virtual
+  // Most categories (generic, system) name their generic condition here: one virtual
   // call instead of one `equivalent` per listed condition.
   const std::error_condition condition = ec.default_error_condition();
   if (condition.category() == std::generic_category()) {
