@@ -86,8 +86,8 @@ struct asio_cancellation : std::enable_shared_from_this<asio_cancellation<Execut
     std::weak_ptr<asio_cancellation> self;
     void operator()() const {
       if (auto alive = self.lock()) {
-        auto executor = alive->executor;
-        asio::post(executor, [alive = std::move(alive)] { alive->signal.emit(asio::cancellation_type::terminal); });
+        auto on = alive->executor;
+        asio::post(on, [alive = std::move(alive)] { alive->signal.emit(asio::cancellation_type::terminal); });
       }
     }
   };

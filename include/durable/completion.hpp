@@ -34,39 +34,55 @@ namespace durable {
 
 namespace detail {
 
-/// What a completion's awaiter and its completer share. `phase` decides who resumes the task:
-///   initiating -> waiting       (the awaiter, once `initiate` returned and it suspends)
-///   initiating -> completed     (completed inside `initiate`: the awaiter does not suspend)
-///   initiating -> cancelled     (stopped inside `initiate`: likewise)
-///   waiting -> resuming -> completed | cancelled   (whoever wins resumes the task)
-/// `resuming` covers the post to the runtime: the awaiter's destructor (the runtime destroying
-/// a suspended frame at shutdown) waits it out, so nobody posts to a runtime that is gone.
+/// What a completion's awaiter and its completer share. `phase` decides who ends the wait:
+///   initiating -> waiting                 (the awaiter, once `initiate` returned and it suspends)
+///   initiating -> resuming -> settled     (completed or stopped inside `initiate`: the awaiter
+///                                          does not suspend)
+///   waiting -> resuming -> settled        (completed or stopped later: the winner posts the task)
+/// The winner of the move to `resuming` writes `outcome` and, if the task is suspended, posts
+/// it to its runtime; then it publishes `settled`. The awaiter reads `outcome` only once the
+/// post (through the runtime's lock) or `settled` made it visible. `resuming` also covers the
+/// post: the awaiter's destructor (the runtime destroying a suspended frame at shutdown) waits
+/// it out, so nobody posts to a runtime that is gone.
 template <class T>
 struct completion_state {
-  enum : std::uint8_t { initiating, waiting, resuming, completed, cancelled };
+  enum : std::uint8_t { initiating, waiting, resuming, settled };
+  enum : std::uint8_t { none, completed, cancelled };
   using stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
   std::atomic<std::uint8_t> phase{initiating};
+  std::atomic<std::uint8_t> outcome{none};
   std::atomic<int> refs{2};  // the awaiter and the completer
   runtime* rt = nullptr;
   std::coroutine_handle<> handle;
   std::stop_token stop;
-  std::optional<stored> value;  // written by the completer before it publishes `completed`
+  std::optional<stored> value;  // written by the completer before it tries to settle
   std::exception_ptr error;
 
   void release() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  /// Moves initiating or waiting to `to`. True if this caller won; then, if the task was
-  /// suspended, it has been posted to its runtime.
-  bool settle(std::uint8_t to) noexcept {
+  /// Ends the wait with `how` (completed or cancelled) unless it has ended already. True if
+  /// this caller won.
+  bool settle(std::uint8_t how) noexcept {
     std::uint8_t was = initiating;
-    if (phase.compare_exchange_strong(was, to, std::memory_order_acq_rel)) return true;
+    if (phase.compare_exchange_strong(was, resuming, std::memory_order_acq_rel)) {
+      outcome.store(how, std::memory_order_relaxed);
+      phase.store(settled, std::memory_order_release);  // the awaiter, in await_suspend, waits for it
+      return true;
+    }
     if (was != waiting || !phase.compare_exchange_strong(was, resuming, std::memory_order_acq_rel)) return false;
-    rt->end_external_wait(handle);
-    phase.store(to, std::memory_order_release);
+    outcome.store(how, std::memory_order_relaxed);
+    rt->end_external_wait(handle);  // its lock orders the store before the task's resumption
+    phase.store(settled, std::memory_order_release);
     return true;
+  }
+
+  /// Waits out a winner between `resuming` and `settled` (a few instructions, or one post).
+  void wait_until_settled() const noexcept {
+    while (phase.load(std::memory_order_acquire) != settled) {
+    }
   }
 };
 
@@ -95,7 +111,7 @@ class completer {
     requires(!std::is_void_v<T> && std::is_constructible_v<T, U &&>)
   void set_value(U&& value) {
     if (auto* s = take("set_value")) {
-      if (s->phase.load(std::memory_order_acquire) != state::cancelled) s->value.emplace(std::forward<U>(value));
+      if (s->outcome.load(std::memory_order_relaxed) != state::cancelled) s->value.emplace(std::forward<U>(value));
       finish(s);
     }
   }
@@ -127,7 +143,7 @@ class completer {
   [[nodiscard]] std::stop_token stop_token() const noexcept { return state_ ? state_->stop : std::stop_token{}; }
   /// True once the task no longer waits (it was stopped): completing now does nothing.
   [[nodiscard]] bool cancelled() const noexcept {
-    return state_ == nullptr || state_->phase.load(std::memory_order_acquire) == state::cancelled;
+    return state_ == nullptr || state_->outcome.load(std::memory_order_acquire) == state::cancelled;
   }
 
  private:
@@ -180,9 +196,11 @@ class completion_awaiter {
     // here, and a completer posting right now is waited out.
     on_stop_.reset();
     std::uint8_t was = state::waiting;
-    while (!state_->phase.compare_exchange_weak(was, state::cancelled, std::memory_order_acq_rel)) {
-      if (was != state::waiting && was != state::resuming) break;
-      if (was == state::resuming) was = state::waiting;  // spin until the post is done
+    if (state_->phase.compare_exchange_strong(was, state::resuming, std::memory_order_acq_rel)) {
+      state_->outcome.store(state::cancelled, std::memory_order_relaxed);
+      state_->phase.store(state::settled, std::memory_order_release);
+    } else {
+      state_->wait_until_settled();
     }
     state_->release();
   }
@@ -203,7 +221,8 @@ class completion_awaiter {
     state_->handle = h;
     if (ctx->stop != nullptr) state_->stop = *ctx->stop;
     if (state_->stop.stop_requested()) {
-      state_->phase.store(state::cancelled, std::memory_order_relaxed);
+      state_->outcome.store(state::cancelled, std::memory_order_relaxed);
+      state_->phase.store(state::settled, std::memory_order_relaxed);
       state_->release();  // the completer's reference: there is none
       return false;
     }
@@ -218,7 +237,8 @@ class completion_awaiter {
     }
     std::uint8_t was = state::initiating;
     if (state_->phase.compare_exchange_strong(was, state::waiting, std::memory_order_acq_rel)) return true;
-    rt->end_external_wait({});  // completed or stopped already: go on without suspending
+    state_->wait_until_settled();  // completed or stopped already: go on without suspending
+    rt->end_external_wait({});
     return false;
   }
 
@@ -229,7 +249,7 @@ class completion_awaiter {
       state* s;
       ~release_on_exit() { s->release(); }
     } releaser{s};
-    if (s->phase.load(std::memory_order_acquire) == state::cancelled) {
+    if (s->outcome.load(std::memory_order_relaxed) == state::cancelled) {
       throw detail::cancelled_failure(status::permanent_error, 1, {}, "the wait for a completion was cancelled");
     }
     if (s->error) std::rethrow_exception(s->error);
