@@ -4,6 +4,7 @@
 #include <durable/completion.hpp>
 #include <durable/durable.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <future>
@@ -105,23 +106,22 @@ TEST_CASE("an exception completing a completion is classified by the error table
   CHECK(events.of(durable::event_kind::attempt_failed).at(0).code == status::tcp_error);
 }
 
-TEST_CASE("a stop request ends the wait for a completion at once, and a later completion is dropped",
+TEST_CASE("a stop request reaches the completer, and the task ends with a cancellation once it completes",
           "[completion]") {
   durable::manual_clock clock;
   durable::runtime rt{clock};
   std::stop_source stop;
   foreign_thread foreign;
-  std::stop_token seen_by_foreign;
   auto task = [&]() -> durable_task<int> {
-    co_return co_await durable::completion<int>([&](completer<int> done) {
-      seen_by_foreign = done.stop_token();
-      foreign.handed.set_value(std::move(done));
-    });
+    co_return co_await durable::completion<int>([&](completer<int> done) { foreign.handed.set_value(std::move(done)); });
   };
-  std::thread stopper([&] {
+  std::thread cancelling_side([&] {
     completer<int>& done = foreign.receive();
     CHECK_FALSE(done.cancelled());
     stop.request_stop();
+    CHECK(done.stop_token().stop_requested());
+    CHECK(done.cancelled());
+    done.set_value(1);  // as a cancelled operation completes: promptly, with anything
   });
   try {
     static_cast<void>(rt.run(task(), stop.get_token()));
@@ -129,10 +129,35 @@ TEST_CASE("a stop request ends the wait for a completion at once, and a later co
   } catch (const durable::failure& f) {
     CHECK(f.reason() == durable::failure_reason::cancelled);
   }
+  cancelling_side.join();
+}
+
+TEST_CASE("a call stopped while its attempt waits on a completion detaches it; the late completion ends it",
+          "[completion]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  std::stop_source stop;
+  foreign_thread foreign;
+  std::atomic<bool> attempt_ended{false};
+  const durable::function read{"read", [&]() -> durable_task<int> {
+    struct on_exit {
+      std::atomic<bool>* ended;
+      ~on_exit() { ended->store(true); }
+    } mark{&attempt_ended};
+    co_return co_await durable::completion<int>([&](completer<int> done) { foreign.handed.set_value(std::move(done)); });
+  }};
+  std::thread stopper([&] {
+    static_cast<void>(foreign.receive());
+    stop.request_stop();
+  });
+  CHECK_THROWS_AS(rt.run(read(), stop.get_token()), durable::failure);
   stopper.join();
-  CHECK(seen_by_foreign.stop_requested());
-  CHECK(foreign.held->cancelled());
-  foreign.held->set_value(1);  // dropped: nothing waits any more
+  CHECK(rt.detached_attempts() == 1);
+  CHECK_FALSE(attempt_ended.load());  // its frame (what the foreign side may still use) lives
+  foreign.held->set_value(9);         // too late: dropped, and the attempt ends
+  CHECK(rt.drain(std::chrono::seconds(30)));
+  CHECK(attempt_ended.load());
+  CHECK(rt.detached_attempts() == 0);
 }
 
 TEST_CASE("a completion whose task was stopped before it began starts nothing", "[completion]") {

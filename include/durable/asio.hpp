@@ -6,9 +6,10 @@
 // `durable::use_task` is a completion token, in the style of `asio::use_awaitable`, for any
 // Asio asynchronous operation awaited in a durable_task:
 //  - the task resumes on its durable runtime, not on the thread that runs the io_context;
-//  - a stop request or an `attempt_timeout` ends the wait at once, and cancels the operation
-//    through its cancellation slot (a terminal cancellation, emitted on the operation's own
-//    executor, which is where Asio wants it);
+//  - a stop request or an `attempt_timeout` cancels the operation through its cancellation slot
+//    (a terminal cancellation, emitted on the operation's own executor, which is where Asio
+//    wants it); the task waits for the cancelled operation to complete (it may be writing into
+//    the task's buffers until then) and ends with a cancellation;
 //  - an error code becomes an exception the error table classifies: host not found and other
 //    resolver errors are `status::dns_error`, end of file (the peer closed the connection) is
 //    `status::tcp_error`, and any other code is a `std::system_error` (connection refused or

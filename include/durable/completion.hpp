@@ -7,10 +7,16 @@
 // The task suspends; `initiate` starts the foreign work and hands it the completer; whoever
 // finishes that work calls `set_value` or `set_exception` on it, from any thread, once. The
 // task then resumes on its runtime (a worker, or the thread in `run`), never on the completing
-// thread. A stop request (or an `attempt_timeout`) ends the wait at once with a cancellation;
-// the foreign side can see it through `completer::stop_token()` and cancel its work, and what
-// it completes afterwards is dropped. The completer owns only a small shared state: completing
-// late, even after the runtime is gone, touches nothing else.
+// thread.
+//
+// A stop request (or an `attempt_timeout`) reaches the foreign side through
+// `completer::stop_token()`: it should cancel its work and complete promptly (with anything;
+// the task then ends with a cancellation, whatever it was completed with). The task keeps
+// waiting until it does, because the foreign work may still be using what the task owns (a
+// buffer in its frame): so the wait is a foreign awaitable, and a call that walks away from
+// the attempt detaches it (see README, "Running many calls at once"). The completer owns only
+// a small shared state: completing late, even after the runtime destroyed the waiting task at
+// shutdown, touches nothing else.
 #pragma once
 
 #include <atomic>
@@ -36,9 +42,10 @@ namespace detail {
 
 /// What a completion's awaiter and its completer share. `phase` decides who ends the wait:
 ///   initiating -> waiting                 (the awaiter, once `initiate` returned and it suspends)
-///   initiating -> resuming -> settled     (completed or stopped inside `initiate`: the awaiter
-///                                          does not suspend)
-///   waiting -> resuming -> settled        (completed or stopped later: the winner posts the task)
+///   initiating -> resuming -> settled     (completed inside `initiate`: the awaiter does not
+///                                          suspend)
+///   waiting -> resuming -> settled        (completed later: the completer posts the task; or
+///                                          abandoned by the awaiter's destructor at shutdown)
 /// The winner of the move to `resuming` writes `outcome` and, if the task is suspended, posts
 /// it to its runtime; then it publishes `settled`. The awaiter reads `outcome` only once the
 /// post (through the runtime's lock) or `settled` made it visible. `resuming` also covers the
@@ -63,8 +70,8 @@ struct completion_state {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  /// Ends the wait with `how` (completed or cancelled) unless it has ended already. True if
-  /// this caller won.
+  /// Ends the wait with `how` (completed, or cancelled by the awaiter's destructor) unless it
+  /// has ended already. True if this caller won.
   bool settle(std::uint8_t how) noexcept {
     std::uint8_t was = initiating;
     if (phase.compare_exchange_strong(was, resuming, std::memory_order_acq_rel)) {
@@ -139,11 +146,13 @@ class completer {
   }
 
   /// The waiting task's stop token: ask it, or register a `std::stop_callback` on it, to cancel
-  /// the foreign work when the task stops waiting.
+  /// the foreign work (and then complete promptly) when the task is asked to stop.
   [[nodiscard]] std::stop_token stop_token() const noexcept { return state_ ? state_->stop : std::stop_token{}; }
-  /// True once the task no longer waits (it was stopped): completing now does nothing.
+  /// True once the task was asked to stop, or is gone: it will not use a value any more (it
+  /// still waits to be completed, unless it is gone).
   [[nodiscard]] bool cancelled() const noexcept {
-    return state_ == nullptr || state_->outcome.load(std::memory_order_acquire) == state::cancelled;
+    return state_ == nullptr || state_->stop.stop_requested() ||
+           state_->outcome.load(std::memory_order_acquire) == state::cancelled;
   }
 
  private:
@@ -176,13 +185,11 @@ class completer {
   state* state_;
 };
 
-/// The awaiter of `durable::completion` (a library awaitable: a stop request ends it at once,
-/// so a call that walks away from the attempt can wait for it to end).
+/// The awaiter of `durable::completion`. Not one of the library's own awaitables: only the
+/// foreign side can end the wait, so a call that walks away from the attempt detaches it.
 template <class T, class Initiate>
 class completion_awaiter {
  public:
-  using durable_library_awaiter = void;
-
   explicit completion_awaiter(Initiate initiate) : initiate_(std::move(initiate)) {}
   completion_awaiter(completion_awaiter&& other) noexcept
       : initiate_(std::move(other.initiate_)), state_(std::exchange(other.state_, nullptr)) {}
@@ -194,7 +201,6 @@ class completion_awaiter {
     if (state_ == nullptr) return;
     // Only reached suspended when the runtime destroys the frame at shutdown: the wait ends
     // here, and a completer posting right now is waited out.
-    on_stop_.reset();
     std::uint8_t was = state::waiting;
     if (state_->phase.compare_exchange_strong(was, state::resuming, std::memory_order_acq_rel)) {
       state_->outcome.store(state::cancelled, std::memory_order_relaxed);
@@ -227,29 +233,23 @@ class completion_awaiter {
       return false;
     }
     rt->begin_external_wait();
-    if (state_->stop.stop_possible()) on_stop_.emplace(state_->stop, canceller{state_});
-    completer<T> done(state_);
-    if (state_->phase.load(std::memory_order_acquire) == state::initiating) {
-      initiate_(std::move(done));  // may complete, or be stopped, before it returns
-    } else {
-      done.state_ = nullptr;  // stopped while registering: nothing starts, nothing completes
-      state_->release();
-    }
+    initiate_(completer<T>(state_));  // may complete before it returns
     std::uint8_t was = state::initiating;
     if (state_->phase.compare_exchange_strong(was, state::waiting, std::memory_order_acq_rel)) return true;
-    state_->wait_until_settled();  // completed or stopped already: go on without suspending
+    state_->wait_until_settled();  // completed already: go on without suspending
     rt->end_external_wait({});
     return false;
   }
 
   T await_resume() {
-    on_stop_.reset();  // waits for a canceller running on another thread
     state* s = std::exchange(state_, nullptr);
     struct release_on_exit {
       state* s;
       ~release_on_exit() { s->release(); }
     } releaser{s};
-    if (s->outcome.load(std::memory_order_relaxed) == state::cancelled) {
+    // A stop requested before it was completed wins, whatever it was completed with (the
+    // foreign side's cancellation error, or a value that came too late), as after a sleep.
+    if (s->outcome.load(std::memory_order_relaxed) == state::cancelled || s->stop.stop_requested()) {
       throw detail::cancelled_failure(status::permanent_error, 1, {}, "the wait for a completion was cancelled");
     }
     if (s->error) std::rethrow_exception(s->error);
@@ -258,14 +258,9 @@ class completion_awaiter {
 
  private:
   using state = detail::completion_state<T>;
-  struct canceller {
-    state* s;
-    void operator()() const noexcept { s->settle(state::cancelled); }
-  };
 
   Initiate initiate_;
   state* state_ = nullptr;
-  std::optional<std::stop_callback<canceller>> on_stop_;
 };
 
 /// Awaits work completed by another library: `initiate(completer<T>)` starts it and must hand
