@@ -20,8 +20,11 @@
 
 #include <asio.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -30,7 +33,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "clock.hpp"
 #include "completion.hpp"
+#include "runtime.hpp"
 #include "error.hpp"
 #include "status.hpp"
 
@@ -98,25 +103,75 @@ struct asio_cancellation : std::enable_shared_from_this<asio_cancellation<Execut
   std::optional<std::stop_callback<emit_on_executor>> on_stop;
 };
 
-/// The handler durable gives an Asio operation: it completes the task's completer.
-template <class Value, class Executor>
+/// While a durable handler completes its task on an io thread, a driver that runs on this
+/// thread's io_context polls right after it instead of posting a poll (one handler, not two).
+inline thread_local bool in_durable_handler = false;
+class deferred_poll;
+inline thread_local deferred_poll* poll_after_handler = nullptr;
+/// The driver's side of that (asio_driver).
+class deferred_poll {
+ public:
+  virtual void poll_now() noexcept = 0;
+
+ protected:
+  ~deferred_poll() = default;
+};
+
+/// Completes `done` as a durable handler, then runs the poll a driver deferred to it.
+template <class Complete>
+void complete_in_handler(Complete complete) {
+  in_durable_handler = true;
+  struct leave {
+    ~leave() {
+      in_durable_handler = false;
+      if (deferred_poll* d = std::exchange(poll_after_handler, nullptr)) d->poll_now();
+    }
+  } on_exit;
+  complete();
+}
+
+/// The handler durable gives an Asio operation: it completes the task's completer. `WithCode`:
+/// the handler's first argument is an error code.
+template <class Value, class Executor, bool WithCode>
 class asio_handler {
  public:
   using cancellation_slot_type = asio::cancellation_slot;
   using executor_type = Executor;
 
-  asio_handler(completer<Value> done, std::shared_ptr<asio_cancellation<Executor>> cancel)
-      : done_(std::move(done)), cancel_(std::move(cancel)) {}
+  /// `cancel` is null when nothing can stop the task (then no slot is offered).
+  asio_handler(completer<Value> done, Executor executor, std::shared_ptr<asio_cancellation<Executor>> cancel)
+      : done_(std::move(done)), executor_(std::move(executor)), cancel_(std::move(cancel)) {}
 
-  [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept { return cancel_->signal.slot(); }
-  [[nodiscard]] executor_type get_executor() const noexcept { return cancel_->executor; }
+  [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept {
+    return cancel_ ? cancel_->signal.slot() : cancellation_slot_type();
+  }
+  [[nodiscard]] executor_type get_executor() const noexcept { return executor_; }
 
   template <class... Received>
-  void operator()(const asio::error_code& code, Received&&... received) {
-    cancel_->on_stop.reset();
-    if (code) {
-      done_.set_exception(asio_exception(code));
-    } else if constexpr (std::is_void_v<Value>) {
+  void operator()(const asio::error_code& code, Received&&... received)
+    requires WithCode
+  {
+    if (cancel_) cancel_->on_stop.reset();
+    complete_in_handler([&] {
+      if (code) {
+        done_.set_exception(asio_exception(code));
+      } else {
+        deliver(std::forward<Received>(received)...);
+      }
+    });
+  }
+  template <class... Received>
+  void operator()(Received&&... received)
+    requires(!WithCode)
+  {
+    if (cancel_) cancel_->on_stop.reset();
+    complete_in_handler([&] { deliver(std::forward<Received>(received)...); });
+  }
+
+ private:
+  template <class... Received>
+  void deliver(Received&&... received) {
+    if constexpr (std::is_void_v<Value>) {
       done_.set_value();
     } else if constexpr (sizeof...(Received) == 1) {
       done_.set_value(std::forward<Received>(received)...);
@@ -125,26 +180,28 @@ class asio_handler {
     }
   }
 
- private:
   completer<Value> done_;
+  Executor executor_;
   std::shared_ptr<asio_cancellation<Executor>> cancel_;
 };
 
 /// Starts an Asio operation with a durable handler, inside the task's `co_await`.
-template <class Value, class Initiation, class... InitArgs>
+template <class Value, bool WithCode, class Initiation, class... InitArgs>
 struct asio_start {
   Initiation initiation;
   std::tuple<InitArgs...> args;
 
   void operator()(completer<Value> done) {
     using executor = std::decay_t<decltype(asio::get_associated_executor(initiation))>;
-    auto cancel = std::make_shared<asio_cancellation<executor>>(asio::get_associated_executor(initiation));
-    const std::stop_token stop = done.stop_token();
-    if (stop.stop_possible())
+    executor ex = asio::get_associated_executor(initiation);
+    std::shared_ptr<asio_cancellation<executor>> cancel;
+    if (const std::stop_token stop = done.stop_token(); stop.stop_possible()) {
+      cancel = std::make_shared<asio_cancellation<executor>>(ex);
       cancel->on_stop.emplace(stop, typename asio_cancellation<executor>::emit_on_executor{cancel});
+    }
     std::apply(
         [&](auto&&... a) {
-          std::move(initiation)(asio_handler<Value, executor>(std::move(done), std::move(cancel)),
+          std::move(initiation)(asio_handler<Value, executor, WithCode>(std::move(done), std::move(ex), std::move(cancel)),
                                 std::forward<decltype(a)>(a)...);
         },
         std::move(args));
@@ -153,14 +210,111 @@ struct asio_start {
 
 }  // namespace detail
 
+/// Runs a durable runtime's work on an Asio io_context, so that a program has one event loop:
+///
+///   asio::io_context io;
+///   durable::asio_driver driver(io);
+///   durable::runtime rt{driver.options()};
+///   driver.drive(rt);
+///   rt.spawn(fetch_all());   // durable tasks now run on the threads that run io
+///   io.run();
+///
+/// Work the runtime gains (from any thread) is polled on the io_context, and the runtime's
+/// next timer is an Asio timer (made on first use). An Asio operation awaited with `use_task`
+/// that completes on this io_context resumes its task inside the same handler. `io.run()`
+/// returns when Asio has nothing left, as ever: a durable task waiting on something that is
+/// not an Asio operation or a durable timer needs a work guard. Destroy the runtime, then the
+/// driver, once `io.run()` has returned or the io_context is stopped. Call `rt.run` from a
+/// thread that does not run `io`.
+class asio_driver final : private detail::deferred_poll {
+ public:
+  explicit asio_driver(asio::io_context& io) : io_(io) {}
+  asio_driver(const asio_driver&) = delete;
+  asio_driver& operator=(const asio_driver&) = delete;
+
+  /// `base` for a runtime driven by this driver (workers 0, work_available set).
+  [[nodiscard]] runtime_options options(runtime_options base = {}) {
+    base.workers = 0;
+    base.work_available = [this] { schedule(); };
+    return base;
+  }
+
+  /// Starts driving `rt`, made with `options()`.
+  void drive(runtime& rt) {
+    rt_.store(&rt, std::memory_order_release);
+    schedule();
+  }
+
+ private:
+  void schedule() noexcept {
+    if (rt_.load(std::memory_order_acquire) == nullptr) return;  // drive() schedules
+    if (detail::in_durable_handler && io_.get_executor().running_in_this_thread()) {
+      detail::poll_after_handler = this;  // the handler polls as it returns
+      return;
+    }
+    if (scheduled_.exchange(true, std::memory_order_acq_rel)) return;
+    asio::post(io_, [this] {
+      scheduled_.store(false, std::memory_order_release);  // work arriving from now on polls again
+      poll_now();
+    });
+  }
+
+  void poll_now() noexcept override {
+    try {
+      const std::optional<time_point> next = rt_.load(std::memory_order_acquire)->poll();
+      if (next) arm_timer(*next);
+    } catch (...) {  // a lock that cannot be taken: try again later
+      scheduled_.store(false, std::memory_order_release);
+    }
+  }
+
+  void arm_timer(time_point when) {
+    const auto at = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(when.time_since_epoch()));
+    std::lock_guard lock(timer_mutex_);  // polls may run on several io threads at once
+    if (!timer_) timer_.emplace(io_);
+    if (armed_for_ && *armed_for_ <= at && timer_->expiry() > std::chrono::system_clock::now()) return;
+    armed_for_ = at;
+    timer_->expires_at(at);
+    timer_->async_wait([this](const asio::error_code& cancelled) {
+      if (cancelled) return;
+      {
+        std::lock_guard relock(timer_mutex_);
+        armed_for_.reset();
+      }
+      schedule();
+    });
+  }
+
+  asio::io_context& io_;
+  std::atomic<runtime*> rt_{nullptr};
+  std::atomic<bool> scheduled_{false};
+  std::mutex timer_mutex_;
+  std::optional<asio::system_timer> timer_;                   // under timer_mutex_
+  std::optional<std::chrono::system_clock::time_point> armed_for_;  // under timer_mutex_
+};
+
 }  // namespace durable
 
+// Operations whose handler takes an error code first (most), and those whose handler takes no
+// error code (asio::post, asio::dispatch, asio::defer).
 template <class... Args>
 struct asio::async_result<durable::use_task_t, void(asio::error_code, Args...)> {
   template <class Initiation, class... InitArgs>
   static auto initiate(Initiation&& initiation, durable::use_task_t, InitArgs&&... args) {
     using value = typename durable::detail::asio_value<Args...>::type;
-    return durable::completion<value>(durable::detail::asio_start<value, std::decay_t<Initiation>, std::decay_t<InitArgs>...>{
-        std::forward<Initiation>(initiation), {std::forward<InitArgs>(args)...}});
+    return durable::completion<value>(
+        durable::detail::asio_start<value, true, std::decay_t<Initiation>, std::decay_t<InitArgs>...>{
+            std::forward<Initiation>(initiation), {std::forward<InitArgs>(args)...}});
+  }
+};
+template <class... Args>
+struct asio::async_result<durable::use_task_t, void(Args...)> {
+  template <class Initiation, class... InitArgs>
+  static auto initiate(Initiation&& initiation, durable::use_task_t, InitArgs&&... args) {
+    using value = typename durable::detail::asio_value<Args...>::type;
+    return durable::completion<value>(
+        durable::detail::asio_start<value, false, std::decay_t<Initiation>, std::decay_t<InitArgs>...>{
+            std::forward<Initiation>(initiation), {std::forward<InitArgs>(args)...}});
   }
 };

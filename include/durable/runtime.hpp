@@ -69,6 +69,11 @@ struct runtime_options {
   /// `compact_journal` forgets). It runs on the thread that finished the invocation, and a
   /// failure is a `compaction_failed` event, not an error. 0 turns it off.
   std::uint64_t compact_after_records = 100'000;
+  /// For a runtime that another event loop drives (`durable::asio_driver`): called, on the
+  /// thread that adds it and maybe under the runtime's lock, whenever work becomes ready or a
+  /// timer is armed; the loop then calls `runtime::poll` (never from inside this callback).
+  /// It must be cheap and must not call the runtime. Needs `workers = 0`.
+  std::function<void()> work_available{};
 };
 
 class runtime;
@@ -277,8 +282,12 @@ class runtime {
       : journal_(options.journal_store),
         shutdown_grace_(options.shutdown_grace),
         compaction_(options.compact_after_records),
+        work_available_(std::move(options.work_available)),
         rng_(seed_of(options)) {
-    start_workers(options.workers.value_or(default_workers));
+    if (work_available_ && options.workers.value_or(0) != 0) {
+      throw std::invalid_argument("durable::runtime: runtime_options::work_available needs workers = 0");
+    }
+    start_workers(options.workers.value_or(work_available_ ? 0 : default_workers));
   }
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
@@ -286,6 +295,7 @@ class runtime {
         journal_(options.journal_store),
         shutdown_grace_(options.shutdown_grace),
         compaction_(options.compact_after_records),
+        work_available_(std::move(options.work_available)),
         rng_(seed_of(options)) {
     start_workers(options.workers.value_or(0));
   }
@@ -551,6 +561,29 @@ class runtime {
     idle_.wait(lock, [this] { return ready_.empty() && live_timers() == 0 && busy_ == 0 && external_waits_ == 0; });
   }
 
+  /// Runs, on the calling thread and without waiting, the work that is ready and the timers that
+  /// are due (at most a few hundred items; `work_available` is called again if more is left).
+  /// For a runtime driven by another event loop (see runtime_options::work_available); on a
+  /// manual clock, time does not jump here. Returns when the next timer is due, if one is armed.
+  std::optional<time_point> poll() {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      throw std::logic_error("durable::runtime::poll called from a task on the same runtime");
+    }
+    detail::driver_queue mine{this, {}, 0};
+    const driver_scope scope(&mine);
+    std::unique_lock lock(mutex_);
+    for (int budget = 256; budget > 0; --budget) {
+      if (ready_.empty() && !fire_due_timers()) break;
+      const std::coroutine_handle<> h = ready_.front();
+      ready_.pop_front();
+      run_on_this_thread(h, mine, lock);
+    }
+    if (!ready_.empty()) work_arrived();
+    drop_cancelled_timers();
+    if (timers_.empty()) return std::nullopt;
+    return timers_.top().when;
+  }
+
   /// How many attempts are running that their calls walked away from (a stop request, an
   /// attempt_timeout) and that have not ended yet: attempts suspended in an awaitable the library
   /// does not own when their call went on. They were asked to stop (their stop token).
@@ -626,6 +659,7 @@ class runtime {
       }
     }
     wake_.notify_one();
+    work_arrived();
   }
 
   /// Resumes `h` from the runtime's queue: on a thread driving this runtime, its own queue,
@@ -640,24 +674,27 @@ class runtime {
       ready_.push_back(h);
     }
     wake_.notify_one();
+    work_arrived();
   }
 
   /// A task suspends in a `durable::completion`, which something outside the runtime completes.
   /// Until the matching `end_external_wait`, the runtime is not idle (`run_until_idle` waits for
   /// it) and a manual clock does not jump: virtual time stands still while real work is out.
-  void begin_external_wait() {
-    std::lock_guard lock(mutex_);
-    ++external_waits_;
+  void begin_external_wait() noexcept {
+    // No lock: the task calling this is running, so the readers (which need busy_ == 0 before
+    // the count matters) cannot act on a stale value; the decrement is ordered by the lock.
+    external_waits_.fetch_add(1, std::memory_order_relaxed);
   }
   /// That wait ended: `h`, unless null (it did not suspend), is queued to resume on the runtime.
+  /// Everything happens under the lock: the caller is a foreign thread, and once the lock is
+  /// released the resumed task may finish and the runtime be destroyed.
   void end_external_wait(std::coroutine_handle<> h) noexcept {
-    {
-      std::lock_guard lock(mutex_);
-      --external_waits_;
-      if (h) ready_.push_back(h);
-    }
+    std::lock_guard lock(mutex_);
+    external_waits_.fetch_sub(1, std::memory_order_relaxed);
+    if (h) ready_.push_back(h);
     wake_.notify_all();  // a thread in `run` may be waiting for it, a manual clock may jump now
     idle_.notify_all();
+    if (h) work_arrived();
   }
 
   /// Starts a root coroutine made by the library (a background attempt, a fan-out child): it
@@ -713,6 +750,7 @@ class runtime {
       }
     }
     wake_.notify_one();
+    work_arrived();
     return true;
   }
 
@@ -724,7 +762,10 @@ class runtime {
       std::lock_guard lock(mutex_);
       queued = cancel_locked(w);
     }
-    if (queued) wake_.notify_one();
+    if (queued) {
+      wake_.notify_one();
+      work_arrived();
+    }
   }
 
   /// A call walked away from its attempt, which runs on (see guarded_attempt.hpp).
@@ -746,6 +787,7 @@ class runtime {
     root.next->prev = root.prev;
     if (walked_away) --walked_away_;
     wake_.notify_all();
+    work_arrived();  // under the lock: once it is released the runtime may be gone
     idle_.notify_all();
   }
 
@@ -1122,6 +1164,22 @@ class runtime {
   bool fire_timers(std::unique_lock<std::mutex>& lock) {
     if (timers_.empty()) return false;
     if (manual_ != nullptr && busy_ == 0 && external_waits_ == 0) manual_->advance_to(timers_.top().when);
+    const bool fired = fire_due_timers();
+    if (!fired) {
+      if (manual_ != nullptr) {
+        wake_.wait(lock);  // another thread is busy; it may add work or finish
+      } else {
+        // A copy: wait_until reads its deadline again after re-locking, when another thread may
+        // have pushed a timer and reallocated the heap (a reference to top() would dangle).
+        const time_point next_due = timers_.top().when;
+        wake_.wait_until(lock, next_due);
+      }
+    }
+    return true;
+  }
+
+  // Queues the waiters of every timer due now (under the lock). True if any fired.
+  bool fire_due_timers() {
     const time_point current = now();
     bool fired = false;
     while (!timers_.empty() && timers_.top().when <= current) {
@@ -1136,17 +1194,11 @@ class runtime {
       fired = true;
       drop_cancelled_timers();
     }
-    if (!fired) {
-      if (manual_ != nullptr) {
-        wake_.wait(lock);  // another thread is busy; it may add work or finish
-      } else {
-        // A copy: wait_until reads its deadline again after re-locking, when another thread may
-        // have pushed a timer and reallocated the heap (a reference to top() would dangle).
-        const time_point next_due = timers_.top().when;
-        wake_.wait_until(lock, next_due);
-      }
-    }
-    return true;
+    return fired;
+  }
+
+  void work_arrived() const noexcept {
+    if (work_available_) work_available_();
   }
 
   void start_workers(unsigned count) {
@@ -1228,6 +1280,7 @@ class runtime {
   detail::finished_invocations finished_;
   detail::compaction_schedule compaction_;  // under mutex_
   std::mutex compaction_mutex_;             // one compaction at a time; taken before mutex_
+  std::function<void()> work_available_;    // set once, before any work
   std::mt19937_64 rng_;
   std::atomic<callback_node*> first_callback_{nullptr};
   callback_node* last_callback_ = nullptr;  // under mutex_
@@ -1246,7 +1299,7 @@ class runtime {
   detail::root_task::promise_type spawned_{&spawned_, &spawned_};
   int busy_ = 0;
   std::size_t walked_away_ = 0;  // attempts walked away from that have not ended
-  std::size_t external_waits_ = 0;  // tasks suspended in a durable::completion
+  std::atomic<std::size_t> external_waits_{0};  // tasks suspended in a durable::completion
   bool stopping_ = false;
   std::vector<std::thread> workers_;  // last: started after every other member exists
 };
