@@ -98,6 +98,13 @@ struct asio_cancellation : std::enable_shared_from_this<asio_cancellation<Execut
     }
   };
 
+  /// The operation completed (on its executor, where an emit would run too): no emit may reach
+  /// the handler it installed in the slot, which may point into a socket that is about to go.
+  void done() {
+    on_stop.reset();
+    signal.slot().clear();
+  }
+
   Executor executor;
   asio::cancellation_signal signal;
   std::optional<std::stop_callback<emit_on_executor>> on_stop;
@@ -151,7 +158,7 @@ class asio_handler {
   void operator()(const asio::error_code& code, Received&&... received)
     requires WithCode
   {
-    if (cancel_) cancel_->on_stop.reset();
+    if (cancel_) cancel_->done();
     complete_in_handler([&] {
       if (code) {
         done_.set_exception(asio_exception(code));
@@ -164,7 +171,7 @@ class asio_handler {
   void operator()(Received&&... received)
     requires(!WithCode)
   {
-    if (cancel_) cancel_->on_stop.reset();
+    if (cancel_) cancel_->done();
     complete_in_handler([&] { deliver(std::forward<Received>(received)...); });
   }
 
