@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -32,6 +33,7 @@
 #include <utility>
 
 #include "detail/context.hpp"
+#include "detail/frame_pool.hpp"
 #include "error.hpp"
 #include "runtime.hpp"
 #include "task.hpp"
@@ -65,6 +67,10 @@ struct completion_state {
   std::stop_token stop;
   std::optional<stored> value;  // written by the completer before it tries to settle
   std::exception_ptr error;
+
+  // From the frame pool (a state freed on the completing thread joins that thread's lists).
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
 
   void release() noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;

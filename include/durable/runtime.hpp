@@ -1180,6 +1180,7 @@ class runtime {
 
   // Queues the waiters of every timer due now (under the lock). True if any fired.
   bool fire_due_timers() {
+    if (timers_.empty()) return false;  // no clock read: poll() calls this after every item
     const time_point current = now();
     bool fired = false;
     while (!timers_.empty() && timers_.top().when <= current) {
