@@ -93,7 +93,10 @@ struct asio_cancellation : std::enable_shared_from_this<asio_cancellation<Execut
     void operator()() const {
       if (auto alive = self.lock()) {
         auto on = alive->executor;
-        asio::post(on, [alive = std::move(alive)] { alive->signal.emit(asio::cancellation_type::terminal); });
+        asio::post(on, [alive = std::move(alive)] {
+          std::lock_guard lock(alive->mutex);
+          alive->signal.emit(asio::cancellation_type::terminal);
+        });
       }
     }
   };
@@ -102,10 +105,16 @@ struct asio_cancellation : std::enable_shared_from_this<asio_cancellation<Execut
   /// the handler it installed in the slot, which may point into a socket that is about to go.
   void done() {
     on_stop.reset();
+    std::lock_guard lock(mutex);
     signal.slot().clear();
   }
 
   Executor executor;
+  /// Held while the initiation connects the slot, and around every emit and clear: a stop
+  /// arriving during the initiation waits for the slot instead of finding it half-made (or
+  /// empty, losing the cancellation). Recursive: an operation may complete inside its own
+  /// initiation, on the same thread.
+  std::recursive_mutex mutex;
   asio::cancellation_signal signal;
   std::optional<std::stop_callback<emit_on_executor>> on_stop;
 };
@@ -202,13 +211,16 @@ struct asio_start {
     using executor = std::decay_t<decltype(asio::get_associated_executor(initiation))>;
     executor ex = asio::get_associated_executor(initiation);
     std::shared_ptr<asio_cancellation<executor>> cancel;
+    std::unique_lock<std::recursive_mutex> connecting;
     if (const std::stop_token stop = done.stop_token(); stop.stop_possible()) {
       cancel = std::make_shared<asio_cancellation<executor>>(ex);
+      connecting = std::unique_lock(cancel->mutex);
       cancel->on_stop.emplace(stop, typename asio_cancellation<executor>::emit_on_executor{cancel});
     }
     std::apply(
         [&](auto&&... a) {
-          std::move(initiation)(asio_handler<Value, executor, WithCode>(std::move(done), std::move(ex), std::move(cancel)),
+          // `cancel` copied: it (and the mutex `connecting` holds) outlives a handler run inline.
+          std::move(initiation)(asio_handler<Value, executor, WithCode>(std::move(done), std::move(ex), cancel),
                                 std::forward<decltype(a)>(a)...);
         },
         std::move(args));

@@ -148,7 +148,10 @@ class completer {
   }
   /// Completes with `std::system_error(code, what)`.
   void set_error(std::error_code code, const std::string& what = {}) {
-    set_exception(std::make_exception_ptr(std::system_error(code, what)));
+    // Its own statement: the temporary system_error (which shares its message buffer with the
+    // stored copy) dies before the task can have the exception.
+    std::exception_ptr error = std::make_exception_ptr(std::system_error(code, what));
+    set_exception(std::move(error));
   }
 
   /// The waiting task's stop token: ask it, or register a `std::stop_callback` on it, to cancel
@@ -258,8 +261,14 @@ class completion_awaiter {
     if (s->outcome.load(std::memory_order_relaxed) == state::cancelled || s->stop.stop_requested()) {
       throw detail::cancelled_failure(status::permanent_error, 1, {}, "the wait for a completion was cancelled");
     }
-    if (s->error) std::rethrow_exception(s->error);
-    if constexpr (!std::is_void_v<T>) return std::move(*s->value);
+    // Taken out of the state, so that the last reference to the exception (and the value's
+    // resources) is dropped on this thread, not by a completer releasing the state later.
+    if (std::exception_ptr error = std::exchange(s->error, nullptr)) std::rethrow_exception(std::move(error));
+    if constexpr (!std::is_void_v<T>) {
+      T value = std::move(*s->value);
+      s->value.reset();
+      return value;
+    }
   }
 
  private:
