@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   const durable::retry_policy patient{.initial_delay = 100ms,
                                       .jitter = durable::jitter::none,
                                       .max_attempts = 4,
-                                      .attempt_timeout = 300ms};
+                                      .attempt_timeout = 1s};
   const durable::function get{"GET", [&io](unsigned short p, std::string path) { return http_get(io, p, path); },
                               patient};
   const durable::function get_late{"GET (late server)",
