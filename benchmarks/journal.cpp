@@ -267,6 +267,11 @@ class open_files {
     static const open_files files;
     return files;
   }
+
+ private:
+  temp_dir dir_;  // first: the paths below are made from it
+
+ public:
   std::filesystem::path healthy;
   std::filesystem::path crafted;
 
@@ -287,7 +292,6 @@ class open_files {
     raw_file f(path);
     f.write(bytes);
   }
-  temp_dir dir_;
 };
 
 void open_baseline(benchmark::State& state) {
