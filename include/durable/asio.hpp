@@ -315,25 +315,23 @@ class asio_driver final : private detail::deferred_poll {
 
 }  // namespace durable
 
+namespace durable::detail {
+/// `async_result::initiate` for use_task: a completion whose initiation starts the operation.
+template <bool WithCode, class... Args>
+struct use_task_result {
+  template <class Initiation, class... InitArgs>
+  static auto initiate(Initiation&& initiation, use_task_t, InitArgs&&... args) {
+    using value = typename asio_value<Args...>::type;
+    return completion<value>(asio_start<value, WithCode, std::decay_t<Initiation>, std::decay_t<InitArgs>...>{
+        std::forward<Initiation>(initiation), {std::forward<InitArgs>(args)...}});
+  }
+};
+}  // namespace durable::detail
+
 // Operations whose handler takes an error code first (most), and those whose handler takes no
 // error code (asio::post, asio::dispatch, asio::defer).
 template <class... Args>
-struct asio::async_result<durable::use_task_t, void(asio::error_code, Args...)> {
-  template <class Initiation, class... InitArgs>
-  static auto initiate(Initiation&& initiation, durable::use_task_t, InitArgs&&... args) {
-    using value = typename durable::detail::asio_value<Args...>::type;
-    return durable::completion<value>(
-        durable::detail::asio_start<value, true, std::decay_t<Initiation>, std::decay_t<InitArgs>...>{
-            std::forward<Initiation>(initiation), {std::forward<InitArgs>(args)...}});
-  }
-};
+struct asio::async_result<durable::use_task_t, void(asio::error_code, Args...)>
+    : durable::detail::use_task_result<true, Args...> {};
 template <class... Args>
-struct asio::async_result<durable::use_task_t, void(Args...)> {
-  template <class Initiation, class... InitArgs>
-  static auto initiate(Initiation&& initiation, durable::use_task_t, InitArgs&&... args) {
-    using value = typename durable::detail::asio_value<Args...>::type;
-    return durable::completion<value>(
-        durable::detail::asio_start<value, false, std::decay_t<Initiation>, std::decay_t<InitArgs>...>{
-            std::forward<Initiation>(initiation), {std::forward<InitArgs>(args)...}});
-  }
-};
+struct asio::async_result<durable::use_task_t, void(Args...)> : durable::detail::use_task_result<false, Args...> {};

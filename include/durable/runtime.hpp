@@ -520,12 +520,8 @@ class runtime {
       std::lock_guard lock(mutex_);
       finished = finished_.ids();
     }
-    std::uint64_t kept = 0;
-    journal_->compact([&](const journal_record& r) {
-      const bool keep = detail::kept_when_forgetting(r, finished);
-      kept += keep ? 1 : 0;
-      return keep;
-    });
+    const std::uint64_t kept =
+        compact_counting([&finished](const journal_record& r) { return detail::kept_when_forgetting(r, finished); });
     const std::uint64_t last = journal_->last_lsn();
     std::lock_guard lock(mutex_);
     for (const std::string& id : finished) finished_.erase(id);
@@ -1068,11 +1064,7 @@ class runtime {
         if (!compaction_.due(journal_->last_lsn())) return;  // another thread just did it
         finished = finished_.journaled_ids();
       }
-      journal_->compact([&](const journal_record& r) {
-        const bool keep = detail::kept_when_condensed(r, finished);
-        kept += keep ? 1 : 0;
-        return keep;
-      });
+      kept = compact_counting([&finished](const journal_record& r) { return detail::kept_when_condensed(r, finished); });
       const std::uint64_t last = journal_->last_lsn();
       {
         std::lock_guard lock(mutex_);
@@ -1094,6 +1086,18 @@ class runtime {
                    std::string("automatic journal compaction failed (nothing was changed): ") + e.what());
     } catch (...) {
     }
+  }
+
+  // Compacts the journal with `keep`; returns how many records it kept.
+  template <class Keep>
+  std::uint64_t compact_counting(Keep keep) {
+    std::uint64_t kept = 0;
+    journal_->compact([&](const journal_record& r) {
+      const bool k = keep(r);
+      kept += k ? 1 : 0;
+      return k;
+    });
+    return kept;
   }
 
   // Whether `id` is a running or a finished invocation (under mutex_).
