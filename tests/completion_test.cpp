@@ -70,6 +70,29 @@ TEST_CASE("a completion completed inside its initiation goes on without suspendi
   CHECK(rt.run(task()) == "now");
 }
 
+TEST_CASE("a task completing another task's completion resumes it, and the runtime then counts it as ended",
+          "[completion]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  std::optional<completer<int>> handed;
+  std::optional<int> received;
+  auto waiter = [&]() -> durable_task<> {
+    received = co_await durable::completion<int>([&](completer<int> done) { handed.emplace(std::move(done)); });
+    // The wait has ended: the clock may jump again, so this sleep finishes.
+    co_await durable::sleep_for(1h);
+  };
+  auto completing = [&]() -> durable_task<> {
+    REQUIRE(handed.has_value());  // spawned second, so it runs once the waiter has suspended
+    handed->set_value(7);
+    co_return;
+  };
+  rt.spawn(waiter());
+  rt.spawn(completing());
+  rt.run_until_idle();
+  CHECK(received == 7);
+  CHECK(rt.now().time_since_epoch() == 1h);
+}
+
 TEST_CASE("a completion<void> resumes the task with no value", "[completion]") {
   durable::manual_clock clock;
   durable::runtime rt{clock};

@@ -119,32 +119,25 @@ struct asio_cancellation : std::enable_shared_from_this<asio_cancellation<Execut
   std::optional<std::stop_callback<emit_on_executor>> on_stop;
 };
 
-/// While a durable handler completes its task on an io thread, a driver that runs on this
-/// thread's io_context polls right after it instead of posting a poll (one handler, not two).
-inline thread_local bool in_durable_handler = false;
-class deferred_poll;
-inline thread_local deferred_poll* poll_after_handler = nullptr;
-/// The driver's side of that (asio_driver).
-class deferred_poll {
+/// The driver's side of a handler completing a wait on one of its io threads (asio_driver).
+class asio_poller {
  public:
-  virtual void poll_now() noexcept = 0;
+  /// True if this thread runs the driver's io_context now.
+  [[nodiscard]] virtual bool runs_in_this_thread() const noexcept = 0;
+  /// Runs `complete(arg)` and then the runtime's work (`runtime::poll_after`).
+  virtual void poll_after(void (*complete)(void*), void* arg) = 0;
 
  protected:
-  ~deferred_poll() = default;
+  ~asio_poller() = default;
 };
 
-/// Completes `done` as a durable handler, then runs the poll a driver deferred to it.
-template <class Complete>
-void complete_in_handler(Complete complete) {
-  in_durable_handler = true;
-  struct leave {
-    ~leave() {
-      in_durable_handler = false;
-      if (deferred_poll* d = std::exchange(poll_after_handler, nullptr)) d->poll_now();
-    }
-  } on_exit;
-  complete();
-}
+/// The driver whose poll is running on this thread, if any: an operation a task starts there
+/// gets a handler that, completing on the same io_context, resumes the task in place.
+struct asio_polling {
+  asio_poller* driver = nullptr;
+  bool more_work = false;  // work_available was called meanwhile: poll again afterwards
+};
+inline thread_local asio_polling current_asio_polling;
 
 /// The handler durable gives an Asio operation: it completes the task's completer. `WithCode`:
 /// the handler's first argument is an error code.
@@ -152,23 +145,26 @@ template <class Value, class Executor, bool WithCode>
 class asio_handler {
  public:
   using cancellation_slot_type = asio::cancellation_slot;
-  using executor_type = Executor;
+  // No associated executor of its own: the handler runs where the operation runs an unadorned
+  // handler (the I/O object's executor, the one given to asio::post), which is also the one
+  // `cancel` emits on; declaring that same executor would only make Asio wrap every completion
+  // in a work-tracking dispatcher.
 
-  /// `cancel` is null when nothing can stop the task (then no slot is offered).
-  asio_handler(completer<Value> done, Executor executor, std::shared_ptr<asio_cancellation<Executor>> cancel)
-      : done_(std::move(done)), executor_(std::move(executor)), cancel_(std::move(cancel)) {}
+  /// `cancel` is null when nothing can stop the task (then no slot is offered); `driver` is the
+  /// driver that polled the task when it started the operation, if any.
+  asio_handler(completer<Value> done, std::shared_ptr<asio_cancellation<Executor>> cancel, asio_poller* driver)
+      : done_(std::move(done)), cancel_(std::move(cancel)), driver_(driver) {}
 
   [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept {
     return cancel_ ? cancel_->signal.slot() : cancellation_slot_type();
   }
-  [[nodiscard]] executor_type get_executor() const noexcept { return executor_; }
 
   template <class... Received>
   void operator()(const asio::error_code& code, Received&&... received)
     requires WithCode
   {
     if (cancel_) cancel_->done();
-    complete_in_handler([&] {
+    complete([&] {
       if (code) {
         done_.set_exception(asio_exception(code));
       } else {
@@ -181,10 +177,21 @@ class asio_handler {
     requires(!WithCode)
   {
     if (cancel_) cancel_->done();
-    complete_in_handler([&] { deliver(std::forward<Received>(received)...); });
+    complete([&] { deliver(std::forward<Received>(received)...); });
   }
 
  private:
+  // On an io thread of the driver that ran the task, the task resumes inside this handler;
+  // anywhere else, through its runtime's queue.
+  template <class Deliver>
+  void complete(Deliver deliver) {
+    if (driver_ != nullptr && driver_->runs_in_this_thread()) {
+      driver_->poll_after([](void* d) { (*static_cast<Deliver*>(d))(); }, &deliver);
+    } else {
+      deliver();
+    }
+  }
+
   template <class... Received>
   void deliver(Received&&... received) {
     if constexpr (std::is_void_v<Value>) {
@@ -197,8 +204,8 @@ class asio_handler {
   }
 
   completer<Value> done_;
-  Executor executor_;
   std::shared_ptr<asio_cancellation<Executor>> cancel_;
+  asio_poller* driver_;
 };
 
 /// Starts an Asio operation with a durable handler, inside the task's `co_await`.
@@ -209,18 +216,18 @@ struct asio_start {
 
   void operator()(completer<Value> done) {
     using executor = std::decay_t<decltype(asio::get_associated_executor(initiation))>;
-    executor ex = asio::get_associated_executor(initiation);
     std::shared_ptr<asio_cancellation<executor>> cancel;
     std::unique_lock<std::recursive_mutex> connecting;
     if (const std::stop_token stop = done.stop_token(); stop.stop_possible()) {
-      cancel = std::make_shared<asio_cancellation<executor>>(ex);
+      cancel = std::make_shared<asio_cancellation<executor>>(asio::get_associated_executor(initiation));
       connecting = std::unique_lock(cancel->mutex);
       cancel->on_stop.emplace(stop, typename asio_cancellation<executor>::emit_on_executor{cancel});
     }
     std::apply(
         [&](auto&&... a) {
           // `cancel` copied: it (and the mutex `connecting` holds) outlives a handler run inline.
-          std::move(initiation)(asio_handler<Value, executor, WithCode>(std::move(done), std::move(ex), cancel),
+          std::move(initiation)(asio_handler<Value, executor, WithCode>(std::move(done), cancel,
+                                                                        current_asio_polling.driver),
                                 std::forward<decltype(a)>(a)...);
         },
         std::move(args));
@@ -245,7 +252,7 @@ struct asio_start {
 /// not an Asio operation or a durable timer needs a work guard. Destroy the runtime, then the
 /// driver, once `io.run()` has returned or the io_context is stopped. Call `rt.run` from a
 /// thread that does not run `io`.
-class asio_driver final : private detail::deferred_poll {
+class asio_driver final : private detail::asio_poller {
  public:
   explicit asio_driver(asio::io_context& io) : io_(io) {}
   asio_driver(const asio_driver&) = delete;
@@ -267,24 +274,43 @@ class asio_driver final : private detail::deferred_poll {
  private:
   void schedule() noexcept {
     if (rt_.load(std::memory_order_acquire) == nullptr) return;  // drive() schedules
-    if (detail::in_durable_handler && io_.get_executor().running_in_this_thread()) {
-      detail::poll_after_handler = this;  // the handler polls as it returns
+    if (detail::current_asio_polling.driver == this) {
+      detail::current_asio_polling.more_work = true;  // the poll running here schedules as it ends
       return;
     }
     if (scheduled_.exchange(true, std::memory_order_acq_rel)) return;
     asio::post(io_, [this] {
       scheduled_.store(false, std::memory_order_release);  // work arriving from now on polls again
-      poll_now();
+      polling([this] { return rt_.load(std::memory_order_acquire)->poll(); });
     });
   }
 
-  void poll_now() noexcept override {
-    try {
-      const std::optional<time_point> next = rt_.load(std::memory_order_acquire)->poll();
-      if (next) arm_timer(*next);
-    } catch (...) {  // a lock that cannot be taken: try again later
-      scheduled_.store(false, std::memory_order_release);
+  [[nodiscard]] bool runs_in_this_thread() const noexcept override {
+    return io_.get_executor().running_in_this_thread();
+  }
+
+  void poll_after(void (*complete)(void*), void* arg) override {
+    polling([&] { return rt_.load(std::memory_order_acquire)->poll_after([&] { complete(arg); }); });
+  }
+
+  // Runs `poll` (the runtime's poll) as this thread's polling driver, then arms the timer it
+  // asks for and schedules the work it left.
+  // An exception (a handler's completion that could not be made) goes on to `io.run()`, as a
+  // handler's exception does in Asio.
+  template <class Poll>
+  void polling(Poll poll) {
+    bool more_work = false;
+    std::optional<time_point> next;
+    {
+      struct scope {
+        detail::asio_polling outer;
+        bool& more_work;
+        ~scope() { more_work = std::exchange(detail::current_asio_polling, outer).more_work; }
+      } as_driver{std::exchange(detail::current_asio_polling, {this, false}), more_work};
+      next = poll();
     }
+    if (next) arm_timer(*next);
+    if (more_work) schedule();
   }
 
   void arm_timer(time_point when) {

@@ -79,8 +79,10 @@ struct completion_state {
   /// Ends the wait with `how` (completed, or cancelled by the awaiter's destructor) unless it
   /// has ended already. True if this caller won.
   bool settle(std::uint8_t how) noexcept {
-    std::uint8_t was = initiating;
-    if (phase.compare_exchange_strong(was, resuming, std::memory_order_acq_rel)) {
+    // Loaded first: a completion usually comes once the task waits, and a failed exchange from
+    // `initiating` would cost as much as the one that succeeds.
+    std::uint8_t was = phase.load(std::memory_order_acquire);
+    if (was == initiating && phase.compare_exchange_strong(was, resuming, std::memory_order_acq_rel)) {
       outcome.store(how, std::memory_order_relaxed);
       phase.store(settled, std::memory_order_release);  // the awaiter, in await_suspend, waits for it
       return true;
@@ -117,7 +119,9 @@ class completer {
   }
   completer(const completer&) = delete;
   completer& operator=(const completer&) = delete;
-  ~completer() { abandon(); }
+  ~completer() {
+    if (state_ != nullptr) abandon();  // inline: an Asio handler is moved, and so destroyed, often
+  }
 
   /// Completes with a value: the task's `co_await` returns it.
   template <class U = T>
@@ -180,7 +184,7 @@ class completer {
     s->settle(state::completed);
     s->release();
   }
-  void abandon() noexcept {
+  [[gnu::noinline]] void abandon() noexcept {
     if (state* s = std::exchange(state_, nullptr)) {
       try {
         s->error = std::make_exception_ptr(std::logic_error("durable::completer destroyed without completing"));

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <coroutine>
 #include <cstdint>
@@ -134,11 +135,31 @@ struct root_probe {
 };
 
 /// The work queue of a thread while it drives a runtime: what that thread posts to its own
-/// runtime goes here, without the runtime's lock (immediate retries, wake-ups it caused).
+/// runtime goes here, without the runtime's lock (immediate retries, wake-ups it caused, a
+/// completion it made). The thread merges it into the runtime under the lock when it is done.
 struct driver_queue {
+  explicit driver_queue(const void* runtime) noexcept : owner(runtime), ready(std::exchange(spare_storage(), {})) {}
+  ~driver_queue() {
+    ready.clear();
+    if (spare_storage().capacity() < ready.capacity()) spare_storage() = std::move(ready);
+  }
+  driver_queue(const driver_queue&) = delete;
+  driver_queue& operator=(const driver_queue&) = delete;
+
   const void* owner;
   std::vector<std::coroutine_handle<>> ready;  // FIFO from `next`; reused, so no allocation
   std::size_t next = 0;
+  /// External waits (durable::completion) this thread ended while driving: the runtime's count
+  /// still includes them (so it is not idle while their tasks are about to run here) until the
+  /// merge.
+  std::size_t ended_waits = 0;
+
+  /// The storage a finished queue leaves for the thread's next one: a poll per event-loop
+  /// handler would otherwise allocate and free its vector every time.
+  static std::vector<std::coroutine_handle<>>& spare_storage() noexcept {
+    thread_local std::vector<std::coroutine_handle<>> spare;
+    return spare;
+  }
 
   [[nodiscard]] bool empty() const noexcept { return next == ready.size(); }
   std::coroutine_handle<> pop() noexcept {
@@ -565,19 +586,34 @@ class runtime {
     if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
       throw std::logic_error("durable::runtime::poll called from a task on the same runtime");
     }
-    detail::driver_queue mine{this, {}, 0};
+    detail::driver_queue mine(this);
     const driver_scope scope(&mine);
     std::unique_lock lock(mutex_);
-    for (int budget = 256; budget > 0; --budget) {
-      if (ready_.empty() && !fire_due_timers()) break;
-      const std::coroutine_handle<> h = ready_.front();
-      ready_.pop_front();
-      run_on_this_thread(h, mine, lock);
+    return poll_locked(mine, lock);
+  }
+
+  /// `poll`, after running `complete` on the calling thread as if it were the runtime's work: a
+  /// task whose `durable::completion` it completes resumes right here, before anything else,
+  /// without a trip through the shared queue. For an event loop's handler that completes a
+  /// durable wait on a thread that drives this runtime (`durable::asio_driver`).
+  template <std::invocable Complete>
+  std::optional<time_point> poll_after(Complete&& complete) {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      throw std::logic_error("durable::runtime::poll_after called from a task on the same runtime");
     }
-    if (!ready_.empty()) work_arrived();
-    drop_cancelled_timers();
-    if (timers_.empty()) return std::nullopt;
-    return timers_.top().when;
+    detail::driver_queue mine(this);
+    const driver_scope scope(&mine);
+    std::forward<Complete>(complete)();
+    if (!mine.empty()) {
+      // Without the lock and without counting as busy: every task that runs here was resumed
+      // by a wait `complete` ended, which the runtime still counts (mine.ended_waits), so no
+      // thread finds it idle or jumps a manual clock meanwhile.
+      detail::trampoline here;
+      for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
+    }
+    std::unique_lock lock(mutex_);
+    merge_locked(mine);
+    return poll_locked(mine, lock);
   }
 
   /// How many attempts are running that their calls walked away from (a stop request, an
@@ -601,7 +637,7 @@ class runtime {
       std::unique_lock lock(mutex_);
       return idle_.wait_until(lock, deadline, [this] { return walked_away_ == 0; });
     }
-    detail::driver_queue mine{this, {}, 0};
+    detail::driver_queue mine(this);
     const driver_scope scope(&mine);
     std::unique_lock lock(mutex_);
     while (walked_away_ != 0) {
@@ -682,9 +718,17 @@ class runtime {
     external_waits_.fetch_add(1, std::memory_order_relaxed);
   }
   /// That wait ended: `h`, unless null (it did not suspend), is queued to resume on the runtime.
-  /// Everything happens under the lock: the caller is a foreign thread, and once the lock is
-  /// released the resumed task may finish and the runtime be destroyed.
+  /// From a thread that does not drive the runtime, everything happens under the lock: once the
+  /// lock is released the resumed task may finish and the runtime be destroyed.
   void end_external_wait(std::coroutine_handle<> h) noexcept {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      // This thread drives the runtime (a task of it completed the wait, or an event loop's
+      // handler inside poll_after), so the runtime stays alive, and the thread runs `h` itself
+      // and settles the count when it merges its queue.
+      if (h) detail::current_driver->ready.push_back(h);
+      ++detail::current_driver->ended_waits;
+      return;
+    }
     std::lock_guard lock(mutex_);
     external_waits_.fetch_sub(1, std::memory_order_relaxed);
     if (h) ready_.push_back(h);
@@ -1233,7 +1277,7 @@ class runtime {
   };
 
   void drive(const bool* done, bool worker = false) {
-    detail::driver_queue mine{this, {}, 0};
+    detail::driver_queue mine(this);
     const driver_scope scope(&mine);
     std::unique_lock lock(mutex_);
     for (;;) {
@@ -1252,6 +1296,27 @@ class runtime {
     }
   }
 
+  // What a thread's own queue still holds goes to the shared queue, and the external waits it
+  // ended leave the count. Under the lock.
+  void merge_locked(detail::driver_queue& mine) {
+    while (!mine.empty()) ready_.push_back(mine.pop());
+    external_waits_.fetch_sub(std::exchange(mine.ended_waits, 0), std::memory_order_relaxed);
+  }
+
+  // poll's work, from the lock on.
+  std::optional<time_point> poll_locked(detail::driver_queue& mine, std::unique_lock<std::mutex>& lock) {
+    for (int budget = 256; budget > 0; --budget) {
+      if (ready_.empty() && !fire_due_timers()) break;
+      const std::coroutine_handle<> h = ready_.front();
+      ready_.pop_front();
+      run_on_this_thread(h, mine, lock);
+    }
+    if (!ready_.empty()) work_arrived();
+    drop_cancelled_timers();
+    if (timers_.empty()) return std::nullopt;
+    return timers_.top().when;
+  }
+
   // Runs `h` and then what it posted to this thread's own queue. The thread counts as busy
   // meanwhile, so a manual clock does not jump while it still has work.
   void run_on_this_thread(std::coroutine_handle<> h, detail::driver_queue& mine,
@@ -1267,7 +1332,7 @@ class runtime {
       for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
     }
     lock.lock();
-    while (!mine.empty()) ready_.push_back(mine.pop());
+    merge_locked(mine);
     --busy_;
     // Other threads driving this runtime may be asleep: wake them if there is work they can
     // take, or if the manual clock may now jump (it waits for every thread to be idle).

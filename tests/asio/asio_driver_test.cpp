@@ -60,6 +60,25 @@ TEST_CASE("a completion from a foreign thread resumes its task on the io_context
   CHECK(resumed_on != completing);
 }
 
+TEST_CASE("an Asio operation completing on the driver's io_context resumes its task inside that handler",
+          "[asio][driver]") {
+  asio::io_context io;
+  durable::asio_driver driver(io);
+  durable::runtime rt{driver.options()};
+  driver.drive(rt);
+  constexpr int awaits = 10;
+  int done = 0;
+  auto task = [&]() -> durable_task<> {
+    for (int i = 0; i < awaits; ++i) co_await asio::post(io, durable::use_task);
+    ++done;
+  };
+  rt.spawn(task());
+  // One handler polls the runtime (which starts the task), then one per posted completion,
+  // each of which also runs the task on to its next await: no poll of its own per await.
+  CHECK(io.run() == awaits + 1);
+  CHECK(done == 1);
+}
+
 TEST_CASE("work_available with worker threads is refused", "[asio][driver]") {
   CHECK_THROWS_AS(durable::runtime({.workers = 2, .work_available = [] {}}), std::invalid_argument);
 }
