@@ -8,7 +8,7 @@
 #include <exception>
 #include <limits>
 #include <optional>
-#include <ranges>
+#include <iterator>
 #include <span>
 #include <stdexcept>
 #include <stop_token>
@@ -308,13 +308,29 @@ durable_task<std::vector<gathered_t<T>>> gather_range(std::vector<durable_task<T
 template <class Task>
 concept task_argument = is_durable_task<std::remove_cvref_t<Task>> && !std::is_const_v<std::remove_reference_t<Task>>;
 
+// What a range-for over a `Range` gives (begin/end as members, found by ADL, or an array's).
+// Written with <iterator> rather than <ranges>, which costs a program that only retries over
+// half a second of g++ per translation unit.
+namespace range_access {
+using std::begin;
+using std::end;
 template <class Range>
-concept task_range = std::ranges::input_range<Range> && is_durable_task<std::ranges::range_value_t<Range>>;
+concept iterable = requires(Range& r) {
+  begin(r) != end(r);
+  ++std::declval<decltype(begin(r))&>();
+  *begin(r);
+};
+template <class Range>
+using element_t = std::remove_cvref_t<decltype(*begin(std::declval<Range&>()))>;
+}  // namespace range_access
+
+template <class Range>
+concept task_range = range_access::iterable<Range> && is_durable_task<range_access::element_t<Range>>;
 
 /// Moves the tasks out of `range` (consuming it, like awaiting a task does).
 template <class Range>
 auto take_tasks(Range&& range) {
-  std::vector<std::ranges::range_value_t<Range>> tasks;
+  std::vector<range_access::element_t<Range>> tasks;
   for (auto&& t : range) tasks.push_back(std::move(t));
   return tasks;
 }

@@ -18,7 +18,6 @@
 #include <stdexcept>
 #include <thread>
 #include <queue>
-#include <random>
 #include <stop_token>
 #include <string_view>
 #include <type_traits>
@@ -30,6 +29,7 @@
 #include "detail/context.hpp"
 #include "detail/finished_invocations.hpp"
 #include "detail/invocation.hpp"
+#include "detail/mersenne_twister.hpp"
 #include "detail/journal_compaction.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
@@ -46,7 +46,8 @@ namespace durable {
 
 /// How a runtime is set up.
 struct runtime_options {
-  /// Seed of the runtime's random generator (jitter). Unset: seeded from std::random_device.
+  /// Seed of the runtime's random generator (jitter; the sequence of std::mt19937_64). Unset: a
+  /// seed that differs for every runtime and every run.
   /// A fixed seed gives the same delays on every standard library.
   std::optional<std::uint64_t> seed{};
   /// Worker threads that run the work; timers fire and attempts resume on them, and `run` and
@@ -972,9 +973,7 @@ class runtime {
     }
   };
   static std::uint64_t seed_of(const runtime_options& options) {
-    if (options.seed) return *options.seed;
-    std::random_device device;
-    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+    return options.seed ? *options.seed : detail::fresh_seed();
   }
 
   template <class T, class Policy>
@@ -1351,7 +1350,7 @@ class runtime {
   detail::compaction_schedule compaction_;  // under mutex_
   std::mutex compaction_mutex_;             // one compaction at a time; taken before mutex_
   std::function<void()> work_available_;    // set once, before any work
-  std::mt19937_64 rng_;
+  detail::mersenne_twister_64 rng_;
   std::atomic<callback_node*> first_callback_{nullptr};
   callback_node* last_callback_ = nullptr;  // under mutex_
 
