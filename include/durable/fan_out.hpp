@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "detail/context.hpp"
-#include "detail/invocation.hpp"
+#include "detail/journal_scope.hpp"
 #include "detail/result.hpp"
 #include "error.hpp"
 #include "runtime.hpp"

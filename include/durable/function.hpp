@@ -16,13 +16,13 @@
 
 #include "detail/context.hpp"
 #include "detail/guarded_attempt.hpp"
-#include "detail/invocation.hpp"
+#include "detail/call_records.hpp"
+#include "detail/journal_scope.hpp"
 #include "detail/result.hpp"
 #include "detail/stoppable_wait.hpp"
 #include "codec.hpp"
 #include "error.hpp"
 #include "event.hpp"
-#include "journal_records.hpp"
 #include "retry_policy.hpp"
 #include "runtime.hpp"
 #include "status.hpp"
@@ -245,7 +245,7 @@ class call_journal {
   /// True if the journal recorded this call's completion. A sleep or a call of another function
   /// recorded at this path means the code changed: a journal mismatch is thrown.
   [[nodiscard]] bool completed(std::string_view name) const {
-    const invocation_journal& inv = call_scope().invocation();
+    const invocation_progress& inv = call_scope().invocation();
     if (const auto done = inv.completed(call_scope().path())) {
       if (done->function != name) {
         throw journal_mismatch(call_scope().path(), "a call of '" + done->function + "'",
@@ -289,10 +289,9 @@ class call_journal {
   /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner).
   void waiting(std::uint32_t attempt, status last, time_point wake_at) {
     if (call_scope().abandoned()) return;
-    call_scope().invocation().append(journal_record_type::wait_scheduled,
-                               wait_scheduled_record{call_scope().invocation().id(), call_scope().path(), wait_kind::retry,
-                                                     attempt, last, wake_at.time_since_epoch().count()},
-                               false);
+    call_scope().invocation().record_wait(wait_scheduled_record{call_scope().invocation().id(), call_scope().path(),
+                                                                wait_kind::retry, attempt, last,
+                                                                wake_at.time_since_epoch().count()});
   }
 
   /// Journals the call's value, durably, before its caller resumes.

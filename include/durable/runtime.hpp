@@ -28,7 +28,7 @@
 #include "codec.hpp"
 #include "detail/context.hpp"
 #include "detail/finished_invocations.hpp"
-#include "detail/invocation.hpp"
+#include "detail/invocation_journal.hpp"
 #include "detail/mersenne_twister.hpp"
 #include "detail/journal_compaction.hpp"
 #include "detail/frame_pool.hpp"

@@ -8,7 +8,7 @@
 
 #include "clock.hpp"
 #include "detail/context.hpp"
-#include "detail/invocation.hpp"
+#include "detail/journal_scope.hpp"
 #include "detail/stoppable_wait.hpp"
 #include "error.hpp"
 #include "runtime.hpp"
@@ -50,7 +50,7 @@ class sleep_awaiter {
   // time, and after a restart it ends at that time, not after a fresh interval.
   static time_point journaled_wake(journal_scope& scope, time_point wake) {
     const call_path path = scope.next_child();
-    invocation_journal& inv = scope.invocation();
+    invocation_progress& inv = scope.invocation();
     if (const auto done = inv.completed(path)) {
       throw journal_mismatch(path, "a call of '" + done->function + "'", "a sleep");
     }
@@ -59,9 +59,7 @@ class sleep_awaiter {
       return recorded->wake_at();
     }
     if (!scope.abandoned()) {
-      inv.append(journal_record_type::wait_scheduled,
-                 wait_scheduled_record{inv.id(), path, wait_kind::sleep, 0, status::ok, wake.time_since_epoch().count()},
-                 false);
+      inv.record_wait(wait_scheduled_record{inv.id(), path, wait_kind::sleep, 0, status::ok, wake.time_since_epoch().count()});
     }
     return wake;
   }

@@ -33,7 +33,7 @@
 #include "../status.hpp"
 #include "../task.hpp"
 #include "context.hpp"
-#include "invocation.hpp"
+#include "journal_scope.hpp"
 #include "result.hpp"
 
 namespace durable::detail {
