@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/file_journal.hpp>
 
 #include <unistd.h>
@@ -42,12 +43,13 @@ void plain(benchmark::State& state) {
 
 void journaled(benchmark::State& state, durable::journal& store) {
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &store}};
-  rt.register_function(step);
-  rt.register_function(flow);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, store};
+  journaled.register_function(step);
+  journaled.register_function(flow);
   std::int64_t n = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(rt.start("i" + std::to_string(n), flow, n).get());
+    benchmark::DoNotOptimize(journaled.start("i" + std::to_string(n), flow, n).get());
     ++n;
   }
   report(state);

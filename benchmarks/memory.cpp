@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 
 #include <malloc.h>
 
@@ -133,12 +134,13 @@ void finished_invocations(benchmark::State& state) {
   for (auto _ : state) {
     discarding_journal journal;
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &journal}};
-    rt.register_function(step);
-    rt.register_function(three_steps);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, journal};
+    journaled.register_function(step);
+    journaled.register_function(three_steps);
     const std::size_t before = heap_in_use();
     for (int i = 0; i < n; ++i) {
-      auto inv = rt.start("order-" + std::to_string(1'000'000 + i), three_steps, i);  // 13 characters
+      auto inv = journaled.start("order-" + std::to_string(1'000'000 + i), three_steps, i);  // 13 characters
       benchmark::DoNotOptimize(inv.get());
     }
     per_invocation = (static_cast<double>(heap_in_use()) - static_cast<double>(before)) / n;

@@ -1,6 +1,7 @@
 // Surviving a crash: a journaled invocation whose process is killed half-way finishes after a
 // restart, and the steps that had completed are not done again.
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/file_journal.hpp>
 
 #include <sys/wait.h>
@@ -49,13 +50,14 @@ inline constexpr durable::function onboard{
 // what a crash interrupted, and start its work (an id that exists already is not run twice).
 int run_program(const std::filesystem::path& journal_path) {
   durable::file_journal journal(journal_path);  // sync_mode::batched: fsync before a caller resumes
-  durable::runtime rt({.workers = 0, .journal_store = &journal});
-  rt.register_function(create_account);
-  rt.register_function(send_welcome_email);
-  rt.register_function(open_trial);
-  rt.register_function(onboard);
-  rt.recover();
-  durable::invocation<int> alice = rt.start("onboard:alice", onboard, std::string("alice"));
+  durable::runtime rt({.workers = 0});
+  durable::invocations journaled{rt, journal};
+  journaled.register_function(create_account);
+  journaled.register_function(send_welcome_email);
+  journaled.register_function(open_trial);
+  journaled.register_function(onboard);
+  journaled.recover();
+  durable::invocation<int> alice = journaled.start("onboard:alice", onboard, std::string("alice"));
   return alice.get();
 }
 

@@ -13,6 +13,7 @@
 //   clang++-14 -std=c++20 -DDURABLE_RECOVERY_FUZZ_WRITE_CORPUS -Iinclude fuzz/recovery_fuzz.cpp
 //       -o /tmp/recovery_corpus && /tmp/recovery_corpus fuzz/corpus/recovery
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/journal.hpp>
 #include <durable/journal_records.hpp>
 
@@ -73,11 +74,12 @@ void check(std::span<const std::byte> bytes) {
   }
   durable::manual_clock clock;
   clock.advance_to(durable::time_point{} + 1714521600s);  // a wall-clock time, as real journals hold
-  durable::runtime rt{clock, {.seed = 1, .journal_store = &journal}};
-  rt.register_function(child);
-  rt.register_function(echo);
+  durable::runtime rt{clock, {.seed = 1}};
+  durable::invocations journaled{rt, journal};
+  journaled.register_function(child);
+  journaled.register_function(echo);
   try {
-    rt.recover();
+    journaled.recover();
   } catch (const std::logic_error&) {  // an unfinished invocation of a function not registered
     return;
   } catch (const durable::journal_error&) {

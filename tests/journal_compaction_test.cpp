@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/journal.hpp>
 #include <durable/journal_records.hpp>
 
@@ -38,10 +39,10 @@ inline constexpr durable::function add_sleep_add{"jc.add_sleep_add", [](int x) -
   co_return co_await add_one(a);
 }};
 
-void register_all(durable::runtime& rt) {
-  rt.register_function(add_one);
-  rt.register_function(three_adds);
-  rt.register_function(add_sleep_add);
+void register_all(durable::invocations& journaled) {
+  journaled.register_function(add_one);
+  journaled.register_function(three_adds);
+  journaled.register_function(add_sleep_add);
 }
 
 void drive_for(durable::runtime& rt, std::chrono::nanoseconds d) {
@@ -107,10 +108,11 @@ TEST_CASE("automatic compaction keeps of a finished invocation only its started 
           "[compaction]") {
   durable::memory_journal journal;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal, .compact_after_records = 10}};
-  register_all(rt);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal, {.compact_after_records = 10}};
+  register_all(journaled);
   compaction_events events(rt);
-  for (int i = 0; i < 2; ++i) CHECK(rt.start("order-" + std::to_string(i), three_adds, i * 10).get() == i * 10 + 3);
+  for (int i = 0; i < 2; ++i) CHECK(journaled.start("order-" + std::to_string(i), three_adds, i * 10).get() == i * 10 + 3);
   // 10 records: the second invocation's end compacts.
   CHECK(events.compacted.size() == 1);
   const auto by_id = record_types(journal);
@@ -124,18 +126,20 @@ TEST_CASE("an invocation condensed by automatic compaction returns its outcome a
   durable::memory_journal journal;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &journal, .compact_after_records = 5}};
-    register_all(rt);
-    CHECK(rt.start("order-7", three_adds, 70).get() == 73);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, journal, {.compact_after_records = 5}};
+    register_all(journaled);
+    CHECK(journaled.start("order-7", three_adds, 70).get() == 73);
   }
   REQUIRE(record_types(journal).at("order-7") == condensed);
   adds = 0;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal}};
-  register_all(rt);
-  rt.recover();
-  CHECK(rt.finished_invocations() == 1);
-  auto again = rt.start("order-7", three_adds, 0);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal};
+  register_all(journaled);
+  journaled.recover();
+  CHECK(journaled.finished_invocations() == 1);
+  auto again = journaled.start("order-7", three_adds, 0);
   CHECK(again.finished());
   CHECK(again.get() == 73);
   CHECK(adds == 0);
@@ -147,72 +151,77 @@ TEST_CASE("automatic compaction keeps every record of a running invocation, whic
   std::vector<type> running_before;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &journal, .compact_after_records = 8}};
-    register_all(rt);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, journal, {.compact_after_records = 8}};
+    register_all(journaled);
     compaction_events events(rt);
-    rt.start("sleeper", add_sleep_add, 100);
+    journaled.start("sleeper", add_sleep_add, 100);
     drive_for(rt, 1min);  // its first call is done; it sleeps for the rest of the hour
     running_before = record_types(journal).at("sleeper");
-    for (int i = 0; i < 2; ++i) rt.start("order-" + std::to_string(i), three_adds, i).get();
+    for (int i = 0; i < 2; ++i) journaled.start("order-" + std::to_string(i), three_adds, i).get();
     REQUIRE(events.compacted.size() == 1);
     CHECK(record_types(journal).at("sleeper") == running_before);
   }  // a crash while it sleeps
   adds = 0;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal}};
-  register_all(rt);
-  rt.recover();
-  CHECK(rt.start("sleeper", add_sleep_add, 0).get() == 102);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal};
+  register_all(journaled);
+  journaled.recover();
+  CHECK(journaled.start("sleeper", add_sleep_add, 0).get() == 102);
   CHECK(adds == 1);  // only the call after the sleep ran
 }
 
 TEST_CASE("automatic compaction forgets no id: starting a condensed id again runs nothing", "[compaction]") {
   durable::memory_journal journal;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal, .compact_after_records = 5}};
-  register_all(rt);
-  CHECK(rt.start("order-1", three_adds, 1).get() == 4);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal, {.compact_after_records = 5}};
+  register_all(journaled);
+  CHECK(journaled.start("order-1", three_adds, 1).get() == 4);
   REQUIRE(record_types(journal).at("order-1") == condensed);
   adds = 0;
-  CHECK(rt.start("order-1", three_adds, 1000).get() == 4);
+  CHECK(journaled.start("order-1", three_adds, 1000).get() == 4);
   CHECK(adds == 0);
-  CHECK_THROWS_AS(rt.start("order-1", add_sleep_add, 1), std::invalid_argument);
+  CHECK_THROWS_AS(journaled.start("order-1", add_sleep_add, 1), std::invalid_argument);
 }
 
 TEST_CASE("automatic compaction is off when compact_after_records is 0", "[compaction]") {
   durable::memory_journal journal;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal, .compact_after_records = 0}};
-  register_all(rt);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal, {.compact_after_records = 0}};
+  register_all(journaled);
   compaction_events events(rt);
-  for (int i = 0; i < 20; ++i) rt.start("order-" + std::to_string(i), three_adds, i).get();
+  for (int i = 0; i < 20; ++i) journaled.start("order-" + std::to_string(i), three_adds, i).get();
   CHECK(events.compacted.empty());
   CHECK(journal.records().size() == 100);
 }
 
 TEST_CASE("automatic compaction is on by default, after 100,000 records", "[compaction]") {
-  CHECK(durable::runtime_options{}.compact_after_records == 100'000);
+  CHECK(durable::invocations_options{}.compact_after_records == 100'000);
 }
 
 TEST_CASE("a failed automatic compaction is a compaction_failed event and changes nothing", "[compaction]") {
   journal_with_failing_compaction journal;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal, .compact_after_records = 5}};
-  register_all(rt);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal, {.compact_after_records = 5}};
+  register_all(journaled);
   compaction_events events(rt);
-  CHECK(rt.start("order-1", three_adds, 1).get() == 4);
+  CHECK(journaled.start("order-1", three_adds, 1).get() == 4);
   REQUIRE(events.failed.size() == 1);
   CHECK(events.failed_reasons.at(0) == durable::failure_reason::journal_failed);
   CHECK_THAT(events.failed.at(0), Catch::Contains("automatic journal compaction failed") &&
                                       Catch::Contains("write compacted journal"));
   CHECK(journal.records().size() == 5);
   // Tried again once the journal has doubled (10 records), not at every finish (15).
-  CHECK(rt.start("order-2", three_adds, 2).get() == 5);
+  CHECK(journaled.start("order-2", three_adds, 2).get() == 5);
   CHECK(journal.compactions_tried == 2);
-  CHECK(rt.start("order-3", three_adds, 3).get() == 6);
+  CHECK(journaled.start("order-3", three_adds, 3).get() == 6);
   CHECK(journal.compactions_tried == 2);
   journal.fail_compaction = false;
-  CHECK(rt.start("order-4", three_adds, 4).get() == 7);  // 20 records
+  CHECK(journaled.start("order-4", three_adds, 4).get() == 7);  // 20 records
   CHECK(journal.compactions_tried == 3);
   CHECK(events.compacted.size() == 1);
   CHECK(journal.records().size() == 8);

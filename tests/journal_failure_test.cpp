@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/file_journal.hpp>
 #include <durable/journal.hpp>
 
@@ -75,16 +76,17 @@ TEST_CASE("a journal that fails to record a completed step fails the invocation 
           "[journal_failure]") {
   faulty_journal j;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(charge);
-  rt.register_function(order);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(charge);
+  journaled.register_function(order);
   std::vector<std::optional<failure_reason>> reasons;
   rt.on_event([&reasons](const durable::event& e) {
     if (e.kind == event_kind::failed) reasons.push_back(e.reason);
   });
   charges = 0;
   j.fail_append_from = 2;  // 1: the invocation's start; 2: the charge's completion
-  auto inv = rt.start("order-1", order, 250);
+  auto inv = journaled.start("order-1", order, 250);
   std::string what;
   try {
     static_cast<void>(inv.get());
@@ -104,11 +106,12 @@ TEST_CASE("a journal that fails to record a completed step fails the invocation 
 TEST_CASE("a journal whose flush fails fails the invocation the same way", "[journal_failure]") {
   faulty_journal j;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(charge);
-  rt.register_function(order);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(charge);
+  journaled.register_function(order);
   charges = 0;
-  auto inv = rt.start("order-2", order, 5);  // the start itself is flushed fine
+  auto inv = journaled.start("order-2", order, 5);  // the start itself is flushed fine
   j.fail_make_durable = true;                // then the charge's completion cannot be flushed
   CHECK_THROWS_AS(inv.get(), durable::journal_failure);
   CHECK(charges == 1);
@@ -119,12 +122,13 @@ TEST_CASE("start fails with journal_failure when the journal cannot record the s
           "[journal_failure]") {
   faulty_journal j;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(charge);
-  rt.register_function(order);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(charge);
+  journaled.register_function(order);
   charges = 0;
   j.fail_append_from = 1;
-  CHECK_THROWS_AS(rt.start("order-3", order, 5), durable::journal_failure);
+  CHECK_THROWS_AS(journaled.start("order-3", order, 5), durable::journal_failure);
   rt.run_until_idle();
   CHECK(charges == 0);
 }
@@ -160,10 +164,11 @@ TEST_CASE("on a real full filesystem the invocation fails with journal_failure a
   j.emplace(mount_point / "journal");
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &*j}};
-    rt.register_function(big_charge);
-    rt.register_function(big_order);
-    auto inv = rt.start("big", big_order, 256 * 1024);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, *j};
+    journaled.register_function(big_charge);
+    journaled.register_function(big_order);
+    auto inv = journaled.start("big", big_order, 256 * 1024);
     CHECK_THROWS_AS(inv.get(), durable::journal_failure);
   }
   CHECK(big_charges == 1);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/file_journal.hpp>
 #include <durable/journal.hpp>
 #include <durable/journal_records.hpp>
@@ -12,6 +13,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <tuple>
 #include <vector>
 
@@ -65,9 +67,9 @@ inline constexpr durable::function stuck_then_sleeps{"jr.stuck_then_sleeps",
                                                      },
                                                      {.max_attempts = 1, .attempt_timeout = 1s}};
 
-void register_flow(durable::runtime& rt) {
-  rt.register_function(step);
-  rt.register_function(flow);
+void register_flow(durable::invocations& journaled) {
+  journaled.register_function(step);
+  journaled.register_function(flow);
 }
 
 // ---- a call that fails once and waits 10 minutes for its retry ----
@@ -177,19 +179,21 @@ TEST_CASE("a call completed before a restart is not run again, and the invocatio
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    register_flow(rt);
-    auto inv = rt.start("one", flow, std::string("x"));
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    register_flow(journaled);
+    auto inv = journaled.start("one", flow, std::string("x"));
     drive_for(rt, 1min);  // step 0 done, the flow sleeps for an hour
     REQUIRE_FALSE(inv.finished());
     REQUIRE(step_runs[0] == 1);
     REQUIRE(step_runs[1] == 0);
   }  // crash
   durable::manual_clock clock{durable::time_point{} + 10min};
-  durable::runtime rt{clock, {.journal_store = &j}};
-  register_flow(rt);
-  rt.recover();
-  CHECK(rt.start("one", flow, std::string("ignored")).get() == "x012");
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  register_flow(journaled);
+  journaled.recover();
+  CHECK(journaled.start("one", flow, std::string("ignored")).get() == "x012");
   CHECK(step_runs[0] == 1);
   CHECK(step_runs[1] == 1);
   CHECK(step_runs[2] == 1);
@@ -203,18 +207,20 @@ TEST_CASE("a file journal reopened after a crash resumes the invocation without 
   {
     durable::file_journal j(path, {.sync = durable::sync_mode::every_record});
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    register_flow(rt);
-    auto inv = rt.start("file-one", flow, std::string("f"));
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    register_flow(journaled);
+    auto inv = journaled.start("file-one", flow, std::string("f"));
     drive_for(rt, 1min);
     REQUIRE_FALSE(inv.finished());
   }  // crash: the runtime and the file go away
   durable::file_journal j(path, {.sync = durable::sync_mode::every_record});
   durable::manual_clock clock{durable::time_point{} + 10min};
-  durable::runtime rt{clock, {.journal_store = &j}};
-  register_flow(rt);
-  rt.recover();
-  CHECK(rt.start("file-one", flow, std::string("ignored")).get() == "f012");
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  register_flow(journaled);
+  journaled.recover();
+  CHECK(journaled.start("file-one", flow, std::string("ignored")).get() == "f012");
   CHECK(step_runs[0] == 1);
   CHECK(step_runs[1] == 1);
   CHECK(step_runs[2] == 1);
@@ -227,11 +233,12 @@ TEST_CASE("starting an existing id runs nothing and returns that invocation's re
   reset_steps();
   durable::memory_journal j;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  register_flow(rt);
-  CHECK(rt.start("same", flow, std::string("x")).get() == "x012");
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  register_flow(journaled);
+  CHECK(journaled.start("same", flow, std::string("x")).get() == "x012");
   const std::size_t records = j.records().size();
-  CHECK(rt.start("same", flow, std::string("other")).get() == "x012");
+  CHECK(journaled.start("same", flow, std::string("other")).get() == "x012");
   CHECK(step_runs[0] == 1);
   CHECK(step_runs[1] == 1);
   CHECK(step_runs[2] == 1);
@@ -243,16 +250,18 @@ TEST_CASE("starting the id of an invocation finished before a restart returns it
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    register_flow(rt);
-    REQUIRE(rt.start("done", flow, std::string("x")).get() == "x012");
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    register_flow(journaled);
+    REQUIRE(journaled.start("done", flow, std::string("x")).get() == "x012");
   }
   const std::size_t records = j.records().size();
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  register_flow(rt);
-  rt.recover();
-  auto inv = rt.start("done", flow, std::string("other"));
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  register_flow(journaled);
+  journaled.recover();
+  auto inv = journaled.start("done", flow, std::string("other"));
   CHECK(inv.finished());
   CHECK(inv.get() == "x012");
   CHECK(step_runs[0] == 1);
@@ -267,10 +276,11 @@ TEST_CASE("a call waiting for a retry resumes with its attempt count at its reco
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(flaky);
-    rt.register_function(retry_flow);
-    auto inv = rt.start("retry", retry_flow, 21);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(flaky);
+    journaled.register_function(retry_flow);
+    auto inv = journaled.start("retry", retry_flow, 21);
     drive_for(rt, 1min);  // attempt 1 failed at 0; the retry is due at 10 min
     REQUIRE_FALSE(inv.finished());
     REQUIRE(flaky_runs == 1);
@@ -284,12 +294,13 @@ TEST_CASE("a call waiting for a retry resumes with its attempt count at its reco
   CHECK(recorded.wake_at() == durable::time_point{} + 10min);
 
   durable::manual_clock clock{durable::time_point{} + 5min};  // before the recorded time
-  durable::runtime rt{clock, {.journal_store = &j}};
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
   test_support::recorder events(rt);
-  rt.register_function(flaky);
-  rt.register_function(retry_flow);
-  rt.recover();
-  CHECK(rt.start("retry", retry_flow, 0).get() == 42);
+  journaled.register_function(flaky);
+  journaled.register_function(retry_flow);
+  journaled.recover();
+  CHECK(journaled.start("retry", retry_flow, 0).get() == 42);
   CHECK(flaky_runs == 2);
   CHECK(clock.now() == recorded.wake_at());  // not 5 min + a fresh 10 min
   std::vector<std::uint32_t> flaky_attempts;
@@ -303,19 +314,21 @@ TEST_CASE("a durable sleep ends at its original wake-up time after a restart", "
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(after_sleep);
-    rt.register_function(sleep_flow);
-    auto inv = rt.start("sleeper", sleep_flow);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(after_sleep);
+    journaled.register_function(sleep_flow);
+    auto inv = journaled.start("sleeper", sleep_flow);
     drive_for(rt, 1min);
     REQUIRE_FALSE(inv.finished());
   }  // crash
   durable::manual_clock clock{durable::time_point{} + 20min};
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(after_sleep);
-  rt.register_function(sleep_flow);
-  rt.recover();
-  CHECK(rt.start("sleeper", sleep_flow).get() == 7);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(after_sleep);
+  journaled.register_function(sleep_flow);
+  journaled.recover();
+  CHECK(journaled.start("sleeper", sleep_flow).get() == 7);
   CHECK(clock.now() == durable::time_point{} + 1h);  // not 20 min + 1 h
   CHECK(after_sleep_runs == 1);
 }
@@ -326,21 +339,23 @@ TEST_CASE("a recorded failure is replayed as the same durable::failure", "[journ
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(doomed);
-    rt.register_function(catching_flow);
-    auto inv = rt.start("doomed", catching_flow);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(doomed);
+    journaled.register_function(catching_flow);
+    auto inv = journaled.start("doomed", catching_flow);
     drive_for(rt, 1min);
     REQUIRE_FALSE(inv.finished());
     REQUIRE(doomed_runs == 1);
     REQUIRE(seen_failures.size() == 1);
   }  // crash
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(doomed);
-  rt.register_function(catching_flow);
-  rt.recover();
-  CHECK(rt.start("doomed", catching_flow).get() == "NOT_FOUND");
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(doomed);
+  journaled.register_function(catching_flow);
+  journaled.recover();
+  CHECK(journaled.start("doomed", catching_flow).get() == "NOT_FOUND");
   CHECK(doomed_runs == 1);  // replayed, not run again
   REQUIRE(seen_failures.size() == 2);
   const seen_failure& first = seen_failures[0];
@@ -359,10 +374,11 @@ TEST_CASE("a finished invocation's failure is the same durable::failure after a 
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(doomed);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(doomed);
     try {
-      rt.start("doomed-root", doomed).get();
+      journaled.start("doomed-root", doomed).get();
       FAIL("expected a failure");
     } catch (const durable::failure& f) {
       CHECK(f.code() == durable::status::not_found);
@@ -371,11 +387,12 @@ TEST_CASE("a finished invocation's failure is the same durable::failure after a 
     }
   }
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(doomed);
-  rt.recover();
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(doomed);
+  journaled.recover();
   try {
-    rt.start("doomed-root", doomed).get();
+    journaled.start("doomed-root", doomed).get();
     FAIL("expected a failure");
   } catch (const durable::failure& f) {
     CHECK(f.code() == durable::status::not_found);
@@ -391,22 +408,24 @@ TEST_CASE("a code change restarts the invocation from scratch with its original 
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(call_a);
-    rt.register_function(changing_v1);
-    auto inv = rt.start("changing", changing_v1, std::string("orig"));
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(call_a);
+    journaled.register_function(changing_v1);
+    auto inv = journaled.start("changing", changing_v1, std::string("orig"));
     drive_for(rt, 1min);
     REQUIRE_FALSE(inv.finished());
     REQUIRE(a_runs == 1);
   }  // crash; the new program calls b where the journal has a
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
   test_support::recorder events(rt);
-  rt.register_function(call_a);
-  rt.register_function(call_b);
-  rt.register_function(changing_v2);
-  rt.recover();
-  CHECK(rt.start("changing", changing_v2, std::string("ignored")).get() == "b(orig)");
+  journaled.register_function(call_a);
+  journaled.register_function(call_b);
+  journaled.register_function(changing_v2);
+  journaled.recover();
+  CHECK(journaled.start("changing", changing_v2, std::string("ignored")).get() == "b(orig)");
   CHECK(a_runs == 1);
   CHECK(b_runs == 1);
   CHECK(events.count(durable::event_kind::restarted) == 1);
@@ -418,18 +437,21 @@ TEST_CASE("a code change restarts the invocation from scratch with its original 
 }
 
 TEST_CASE("register_function of a name registered already throws invalid_argument", "[journaled]") {
+  durable::memory_journal j;
   durable::manual_clock clock;
   durable::runtime rt{clock};
-  rt.register_function(step);
-  CHECK_THROWS_AS(rt.register_function(step), std::invalid_argument);
+  durable::invocations journaled{rt, j};
+  journaled.register_function(step);
+  CHECK_THROWS_AS(journaled.register_function(step), std::invalid_argument);
 }
 
 TEST_CASE("start of a function that is not registered throws logic_error", "[journaled]") {
   durable::memory_journal j;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(step);
-  CHECK_THROWS_AS(rt.start("x", flow, std::string("x")), std::logic_error);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(step);
+  CHECK_THROWS_AS(journaled.start("x", flow, std::string("x")), std::logic_error);
   CHECK(j.records().empty());
 }
 
@@ -438,23 +460,22 @@ TEST_CASE("recover with an unfinished invocation of an unregistered function thr
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    register_flow(rt);
-    static_cast<void>(rt.start("orphan", flow, std::string("x")));
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    register_flow(journaled);
+    static_cast<void>(journaled.start("orphan", flow, std::string("x")));
     drive_for(rt, 1min);
   }
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(step);  // not flow
-  CHECK_THROWS_AS(rt.recover(), std::logic_error);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(step);  // not flow
+  CHECK_THROWS_AS(journaled.recover(), std::logic_error);
 }
 
-TEST_CASE("start without a journal throws logic_error", "[journaled]") {
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  rt.register_function(step);
-  rt.register_function(flow);
-  CHECK_THROWS_AS(rt.start("x", flow, std::string("x")), std::logic_error);
+TEST_CASE("journaled invocations cannot be made without a journal", "[journaled]") {
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<durable::invocations, durable::runtime&>);
+  STATIC_REQUIRE(std::is_constructible_v<durable::invocations, durable::runtime&, durable::memory_journal&>);
 }
 
 TEST_CASE("gather in an invocation gives its children's calls distinct paths; finished ones are not rerun",
@@ -463,10 +484,11 @@ TEST_CASE("gather in an invocation gives its children's calls distinct paths; fi
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(child);
-    rt.register_function(gather_flow);
-    auto inv = rt.start("gather", gather_flow);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(child);
+    journaled.register_function(gather_flow);
+    auto inv = journaled.start("gather", gather_flow);
     drive_for(rt, 90min);  // branch 1 is done; branch 2 sleeps until 2 h
     REQUIRE_FALSE(inv.finished());
     REQUIRE(child_runs[1] == 1);
@@ -484,11 +506,12 @@ TEST_CASE("gather in an invocation gives its children's calls distinct paths; fi
     CHECK(inv.waits.at(durable::call_path{0, 0, 1, 0}).wake_at() == durable::time_point{} + 2h);
   }
   durable::manual_clock clock{durable::time_point{} + 100min};
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(child);
-  rt.register_function(gather_flow);
-  rt.recover();
-  CHECK(rt.start("gather", gather_flow).get() == 300);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(child);
+  journaled.register_function(gather_flow);
+  journaled.recover();
+  CHECK(journaled.start("gather", gather_flow).get() == 300);
   CHECK(child_runs[1] == 1);
   CHECK(child_runs[2] == 1);
   CHECK(clock.now() == durable::time_point{} + 2h);
@@ -502,11 +525,12 @@ TEST_CASE("gather in an invocation gives its children's calls distinct paths; fi
 TEST_CASE("a journaled call whose result type has no codec fails with invalid_argument", "[journaled]") {
   durable::memory_journal j;
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
   // (uncodable itself cannot be registered: register_function requires a codec at compile time.)
-  rt.register_function(uncodable_flow);
+  journaled.register_function(uncodable_flow);
   try {
-    static_cast<void>(rt.start("uncodable", uncodable_flow).get());
+    static_cast<void>(journaled.start("uncodable", uncodable_flow).get());
     FAIL("expected a failure");
   } catch (const durable::failure& f) {
     CHECK(f.code() == durable::status::invalid_argument);
@@ -519,25 +543,27 @@ TEST_CASE("compacting the journal drops finished invocations and keeps running o
   reset_steps();
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &journal}};
-    register_flow(rt);
-    rt.start("finished", flow, std::string("f"));
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, journal};
+    register_flow(journaled);
+    journaled.start("finished", flow, std::string("f"));
     drive_for(rt, 2h);  // "finished" runs to its end
-    rt.start("running", flow, std::string("r"));
+    journaled.start("running", flow, std::string("r"));
     drive_for(rt, 1min);  // "running" is in its hour of sleep
-    rt.compact_journal();
+    journaled.compact_journal();
     const durable::journal_summary after = durable::summarize(journal.records());
     CHECK(after.order == std::vector<std::string>{"running"});
     // A compacted id is forgotten: starting it again runs it again.
     const int runs_before = step_runs[0];
-    CHECK(rt.start("finished", flow, std::string("g")).get() == "g012");
+    CHECK(journaled.start("finished", flow, std::string("g")).get() == "g012");
     CHECK(step_runs[0] == runs_before + 1);
   }  // crash
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &journal}};
-  register_flow(rt);
-  rt.recover();
-  CHECK(rt.start("running", flow, std::string("ignored")).get() == "r012");
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, journal};
+  register_flow(journaled);
+  journaled.recover();
+  CHECK(journaled.start("running", flow, std::string("ignored")).get() == "r012");
 }
 
 TEST_CASE("an attempt the call walked away from never writes to its invocation's journal again", "[journaled][attempt_timeout]") {
@@ -547,11 +573,12 @@ TEST_CASE("an attempt the call walked away from never writes to its invocation's
   inline_walked_away_runs = 0;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    rt.register_function(stuck_then_sleeps);
-    auto inv = rt.start("inv", stuck_then_sleeps, 1);
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(stuck_then_sleeps);
+    auto inv = journaled.start("inv", stuck_then_sleeps, 1);
     CHECK_THROWS_AS(inv.get(), durable::failure);  // its only attempt timed out in the foreign wait
-    rt.compact_journal();                           // the finished invocation is dropped
+    journaled.compact_journal();                           // the finished invocation is dropped
     const std::size_t records_after_compaction = j.records().size();
     socket.open();  // the detached attempt resumes and would journal its sleep
     CHECK(rt.drain(std::chrono::seconds(30)));
@@ -559,9 +586,10 @@ TEST_CASE("an attempt the call walked away from never writes to its invocation's
     CHECK(j.records().size() == records_after_compaction);
   }
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(stuck_then_sleeps);
-  CHECK_NOTHROW(rt.recover());
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(stuck_then_sleeps);
+  CHECK_NOTHROW(journaled.recover());
 }
 
 TEST_CASE("recover skips records about an invocation it never started and reports them", "[journaled]") {
@@ -569,9 +597,10 @@ TEST_CASE("recover skips records about an invocation it never started and report
   durable::memory_journal j;
   {
     durable::manual_clock clock;
-    durable::runtime rt{clock, {.journal_store = &j}};
-    register_flow(rt);
-    static_cast<void>(rt.start("kept", flow, std::string("x")));
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    register_flow(journaled);
+    static_cast<void>(journaled.start("kept", flow, std::string("x")));
     drive_for(rt, 1min);  // it sleeps for an hour
   }
   // What an attempt that outlived its invocation's compaction would have left.
@@ -581,16 +610,17 @@ TEST_CASE("recover skips records about an invocation it never started and report
   j.append(static_cast<std::uint8_t>(durable::journal_record_type::wait_scheduled), bytes);
 
   durable::manual_clock clock;
-  durable::runtime rt{clock, {.journal_store = &j}};
-  register_flow(rt);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  register_flow(journaled);
   std::vector<std::string> skipped;
   rt.on_event([&skipped](const durable::event& e) {
     if (e.kind == durable::event_kind::records_skipped) skipped.push_back(std::string(e.function_name) + ": " + std::string(e.message));
   });
-  REQUIRE_NOTHROW(rt.recover());
+  REQUIRE_NOTHROW(journaled.recover());
   REQUIRE(skipped.size() == 1);
   CHECK(skipped[0] == "ghost: skipped 1 journal record of invocation 'ghost', which the journal never started");
-  auto kept = rt.start("kept", flow, std::string("ignored"));
+  auto kept = journaled.start("kept", flow, std::string("ignored"));
   CHECK(kept.get() == "x012");  // the real invocation was recovered and finishes
 }
 
@@ -623,15 +653,16 @@ TEST_CASE("recorded waits with extreme times and attempt numbers recover as satu
   durable::manual_clock clock;
   clock.advance_to(durable::time_point{} + std::chrono::hours(24 * 365 * 54));  // a wall-clock time
   const durable::time_point start = clock.now();
-  durable::runtime rt{clock, {.journal_store = &j}};
-  rt.register_function(flaky);
-  rt.register_function(retry_flow);
-  rt.register_function(after_sleep);
-  rt.register_function(sleep_flow);
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(flaky);
+  journaled.register_function(retry_flow);
+  journaled.register_function(after_sleep);
+  journaled.register_function(sleep_flow);
   flaky_runs = 1;  // flaky succeeds on its next attempt
-  REQUIRE_NOTHROW(rt.recover());
-  auto far = rt.start("far", retry_flow, 0);
-  auto slept = rt.start("slept", sleep_flow);
+  REQUIRE_NOTHROW(journaled.recover());
+  auto far = journaled.start("far", retry_flow, 0);
+  auto slept = journaled.start("slept", sleep_flow);
   CHECK(far.get() == 42);
   CHECK(slept.get() == 7);
   CHECK(clock.now() == start);  // both waits were due at once: no retry in the year 2262

@@ -1,8 +1,10 @@
-// durable/durable.hpp — everything a user of durable needs, in one include.
+// durable/durable.hpp — everything a program that retries needs, in one include. A program that
+// journals adds <durable/invocations.hpp> (durable::invocations) and a store:
+// <durable/file_journal.hpp> (durable::file_journal) or the memory_journal of <durable/journal.hpp>.
 #pragma once
 
 #include "clock.hpp"          // durable::manual_clock, durable::time_point
-#include "codec.hpp"          // durable::codec, durable::fields, durable::encode, durable::decode
+#include "codec.hpp"          // durable::codec, durable::fields (what a journaled call's result is recorded as)
 #include "completion.hpp"     // durable::completion, durable::completer
 #include "error.hpp"          // durable::error, durable::failure
 #include "error_table.hpp"    // durable::on, durable::error_table, durable::standard_errors

@@ -11,7 +11,6 @@
 #include <deque>
 #include <exception>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,25 +18,20 @@
 #include <thread>
 #include <queue>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "clock.hpp"
-#include "codec.hpp"
 #include "detail/context.hpp"
-#include "detail/finished_invocations.hpp"
-#include "detail/invocation_journal.hpp"
 #include "detail/mersenne_twister.hpp"
-#include "detail/journal_compaction.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
 #include "detail/trampoline.hpp"
 #include "error.hpp"
 #include "event.hpp"
-#include "journal.hpp"
-#include "journal_records.hpp"
 #include "policy.hpp"
 #include "status.hpp"
 #include "task.hpp"
@@ -56,21 +50,9 @@ struct runtime_options {
   /// deterministic unless it asks for threads). With workers, event callbacks may run on
   /// several threads at once.
   std::optional<unsigned> workers{};
-  /// Where journaled invocations (`runtime::start`) record their progress, to survive a crash;
-  /// null: no journal (`start` and `recover` are then errors). Not owned: it must outlive the
-  /// runtime.
-  journal* journal_store = nullptr;
   /// How long (real time) the destructor waits for detached attempts (see `runtime::drain`)
   /// to end before it destroys them.
   std::chrono::nanoseconds shutdown_grace = std::chrono::seconds(5);
-  /// Automatic journal compaction. Once the journal has grown by this many records since the
-  /// runtime's last compaction (and by at least as many as that compaction kept), the next
-  /// invocation to finish condenses the journal: every finished invocation keeps only its
-  /// started record and its outcome, so that `start` of its id still returns that outcome after
-  /// a restart; running invocations keep every record. Ids are never forgotten by it (only
-  /// `compact_journal` forgets). It runs on the thread that finished the invocation, and a
-  /// failure is a `compaction_failed` event, not an error. 0 turns it off.
-  std::uint64_t compact_after_records = 100'000;
   /// For a runtime that another event loop drives (`durable::asio_driver`): called, on the
   /// thread that adds it and maybe under the runtime's lock, whenever work becomes ready or a
   /// timer is armed; the loop then calls `runtime::poll` (never from inside this callback).
@@ -79,29 +61,6 @@ struct runtime_options {
 };
 
 class runtime;
-
-/// A journaled invocation, from `runtime::start`: its id, and its outcome once it has one
-/// (now, or in an earlier run of the program).
-template <class T>
-class invocation {
- public:
-  /// The id it was started with.
-  [[nodiscard]] const std::string& id() const noexcept { return inv_->id(); }
-  /// True once it has finished, successfully or not.
-  [[nodiscard]] bool finished() const { return inv_->outcome().has_value(); }
-  /// Waits until it has finished (driving the runtime, like `run`) and returns its value, or
-  /// throws its `durable::failure` (whose cause is not kept across a restart).
-  T get();
-
- private:
-  friend class runtime;
-  invocation(runtime& rt, std::shared_ptr<detail::invocation_journal> inv, std::string_view function)
-      : rt_(&rt), inv_(std::move(inv)), function_(function) {}
-
-  runtime* rt_;
-  std::shared_ptr<detail::invocation_journal> inv_;
-  std::string_view function_;
-};
 
 namespace detail {
 
@@ -233,31 +192,16 @@ struct run_state {
   bool done = false;
 };
 
-/// The parameter types of a callable with one (non-template) call operator, or of a function.
-template <class F>
-struct parameters_of : parameters_of<decltype(&F::operator())> {};
-template <class R, class... A>
-struct parameters_of<R (*)(A...)> {
-  using tuple = std::tuple<std::decay_t<A>...>;
-};
-template <class R, class C, class... A>
-struct parameters_of<R (C::*)(A...) const> {
-  using tuple = std::tuple<std::decay_t<A>...>;
-};
-template <class R, class C, class... A>
-struct parameters_of<R (C::*)(A...)> {
-  using tuple = std::tuple<std::decay_t<A>...>;
-};
-
-/// A callable whose parameters can be named (not a generic lambda).
-template <class F>
-concept has_parameters = requires { typename parameters_of<F>::tuple; };
-
-/// The body of a journaled invocation: the function's call on the decoded arguments, as a plain
-/// task, so that the call is the invocation's first (path [0]).
-template <class Function, class Tuple>
-durable_task<> invocation_body(Function f, Tuple args) {
-  co_await std::apply([&f](auto&... a) { return f(std::move(a)...); }, args);
+/// The text of a fault: its exception's what(), or its own text.
+[[nodiscard]] inline std::string describe_fault(const fault& f) {
+  if (!f.exception) return std::string(f.text());
+  try {
+    std::rethrow_exception(f.exception);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
 }
 
 /// True if `e` holds a `durable::failure` (of any kind: a call's, `all_failed`).
@@ -301,9 +245,7 @@ class runtime {
   /// A runtime on the real (system) clock.
   runtime() : runtime(runtime_options{}) {}
   explicit runtime(runtime_options options)
-      : journal_(options.journal_store),
-        shutdown_grace_(options.shutdown_grace),
-        compaction_(options.compact_after_records),
+      : shutdown_grace_(options.shutdown_grace),
         work_available_(std::move(options.work_available)),
         rng_(seed_of(options)) {
     if (work_available_ && options.workers.value_or(0) != 0) {
@@ -314,9 +256,7 @@ class runtime {
   /// A runtime on virtual time: timers never wait for real; the clock jumps to the next one.
   explicit runtime(manual_clock& clock, runtime_options options = {})
       : manual_(&clock),
-        journal_(options.journal_store),
         shutdown_grace_(options.shutdown_grace),
-        compaction_(options.compact_after_records),
         work_available_(std::move(options.work_available)),
         rng_(seed_of(options)) {
     start_workers(options.workers.value_or(0));
@@ -397,176 +337,6 @@ class runtime {
   void spawn(durable_task<T, Policy> task, std::stop_token stop = {}) {
     if (!task.valid()) throw std::logic_error("durable::runtime::spawn: the task is empty (moved from?)");
     adopt(spawn_root(std::move(task), stoppable_root::make(*this, std::move(stop))));
-  }
-
-  /// Registers a `durable::function` by its name, so that `start` can run it in journaled
-  /// invocations and `recover` can find it again after a restart. A name registered twice is an
-  /// error (std::invalid_argument). Its parameters and result must have a `durable::codec`
-  /// (a compile error names the type that has none).
-  template <class Function>
-  void register_function(const Function& f) {
-    using callable = std::remove_cvref_t<decltype(f.callable())>;
-    static_assert(detail::has_parameters<callable>,
-                  "durable::runtime::register_function: the function's callable must have concrete "
-                  "parameter types (not a generic lambda): they are decoded from the journal");
-    if constexpr (detail::has_parameters<callable>) {
-      using args_tuple = typename detail::parameters_of<callable>::tuple;
-      static_assert(encodable<args_tuple>,
-                    "durable::runtime::register_function: every parameter type needs a durable::codec");
-      using task = decltype(std::apply(f, std::declval<args_tuple>()));
-      using value = typename task::value_type;
-      static_assert(std::is_void_v<value> || encodable<value>,
-                    "durable::runtime::register_function: the result type needs a durable::codec");
-      detail::require_encodable<args_tuple>();
-      if constexpr (!std::is_void_v<value>) detail::require_encodable<value>();
-      std::function<durable_task<>(std::span<const std::byte>)> make =
-          [f](std::span<const std::byte> bytes) { return detail::invocation_body(f, decode<args_tuple>(bytes)); };
-      std::lock_guard lock(mutex_);
-      if (!functions_.emplace(std::string(f.name()), std::move(make)).second) {
-        throw std::invalid_argument("durable::runtime::register_function: a function named '" +
-                                    std::string(f.name()) + "' is registered already");
-      }
-    }
-  }
-
-  /// Starts a journaled invocation of `f` (registered) with `args`, identified by `id` (an
-  /// idempotency key). The invocation and its arguments are durable in the journal before any
-  /// of its code runs. Starting an id that exists already runs nothing: it returns a handle to
-  /// that invocation (its arguments are ignored; another function is std::invalid_argument).
-  template <class Function, class... A>
-  auto start(std::string id, const Function& f, A&&... args) {
-    using callable = std::remove_cvref_t<decltype(f.callable())>;
-    using args_tuple = typename detail::parameters_of<callable>::tuple;
-    using value = typename decltype(std::apply(f, std::declval<args_tuple>()))::value_type;
-    if (journal_ == nullptr) {
-      throw std::logic_error("durable::runtime::start: the runtime has no journal (runtime_options::journal_store)");
-    }
-    std::shared_ptr<detail::invocation_journal> inv;
-    std::function<durable_task<>(std::span<const std::byte>)> make;
-    {
-      std::lock_guard lock(mutex_);
-      const auto found = functions_.find(std::string(f.name()));
-      if (found == functions_.end()) {
-        throw std::logic_error("durable::runtime::start: register_function(" + std::string(f.name()) +
-                               ") first, so that recovery after a restart can find it");
-      }
-      const auto refuse_other_function = [&](const std::string& runs) {
-        if (runs != f.name()) {
-          throw std::invalid_argument("durable::runtime::start: invocation '" + id + "' exists and runs '" + runs +
-                                      "', not '" + std::string(f.name()) + "'");
-        }
-      };
-      if (const auto existing = invocations_.find(id); existing != invocations_.end()) {
-        refuse_other_function(existing->second->started().function);
-        return invocation<value>(*this, existing->second, f.name());
-      }
-      if (const detail::finished_invocations::entry* done = finished_.find(id)) {
-        refuse_other_function(*done->function);
-        // A handle of its own, holding just the outcome: the runtime keeps no more than that.
-        auto handle = std::make_shared<detail::invocation_journal>(
-            *journal_, invocation_started_record{id, *done->function, {}});
-        handle->set_outcome(detail::finished_invocations::outcome(id, *done));
-        handle->done = true;
-        return invocation<value>(*this, std::move(handle), f.name());
-      }
-      invocation_started_record started{id, std::string(f.name()), encode(args_tuple(std::forward<A>(args)...))};
-      inv = std::make_shared<detail::invocation_journal>(*journal_, std::move(started));
-      invocations_.emplace(id, inv);
-      make = found->second;
-    }
-    try {
-      inv->append(journal_record_type::invocation_started, inv->started(), true);  // before any code runs
-    } catch (...) {
-      std::lock_guard lock(mutex_);
-      invocations_.erase(id);
-      throw;
-    }
-    adopt(invocation_root(inv, std::move(make), f.name()));
-    return invocation<value>(*this, std::move(inv), f.name());
-  }
-
-  /// Reads the journal and resumes every invocation that had not finished: calls it recorded
-  /// as completed return their recorded outcome without running, calls waiting for a retry go
-  /// on at their recorded time, the rest runs. Finished invocations become readable through
-  /// `start` with their id. Register every function first: an unfinished invocation of a name
-  /// that is not registered is a std::logic_error (and nothing is resumed). Records about an
-  /// invocation the journal never started are skipped, each such id reported as a
-  /// `records_skipped` event.
-  void recover() {
-    if (journal_ == nullptr) throw std::logic_error("durable::runtime::recover: the runtime has no journal");
-    const journal_summary summary = summarize(journal_->records());
-    std::vector<std::pair<std::shared_ptr<detail::invocation_journal>, std::function<durable_task<>(std::span<const std::byte>)>>> resume;
-    {
-      std::lock_guard lock(mutex_);
-      for (const std::string& id : summary.order) {
-        const invocation_summary& s = summary.invocations.at(id);
-        if (s.state == invocation_state::running && !known_locked(id) && !functions_.contains(s.started.function)) {
-          throw std::logic_error("durable::runtime::recover: invocation '" + id + "' runs '" + s.started.function +
-                                 "', which is not registered");
-        }
-      }
-      for (const std::string& id : summary.order) {
-        if (known_locked(id)) continue;
-        const invocation_summary& s = summary.invocations.at(id);
-        if (const call_completed_record* outcome = s.outcome()) {
-          finished_.add(*outcome, true);
-          continue;
-        }
-        auto inv = std::make_shared<detail::invocation_journal>(*journal_, s.started);
-        inv->load(s);
-        resume.emplace_back(inv, functions_.at(s.started.function));
-        invocations_.emplace(id, std::move(inv));
-      }
-    }
-    for (const auto& [id, count] : summary.orphan_records) {
-      const std::string what = "skipped " + std::to_string(count) + " journal record" + (count == 1 ? "" : "s") +
-                               " of invocation '" + id + "', which the journal never started";
-      emit_failure(event_kind::records_skipped, id, 0, status::ok, std::nullopt, nullptr, what);
-    }
-    for (auto& [inv, make] : resume) {
-      const std::string_view name = registered_name(inv->started().function);
-      adopt(invocation_root(inv, std::move(make), name));
-    }
-  }
-
-  /// Drops the records of every invocation that has finished, rewriting the journal (a
-  /// `file_journal` writes a new file and renames it over the old one: a crash meanwhile loses
-  /// nothing). A dropped invocation is forgotten: its id may be started again afterwards.
-  /// Records of invocations still running are kept, in order. (Automatic compaction, see
-  /// `runtime_options::compact_after_records`, condenses instead, and forgets nothing.)
-  void compact_journal() {
-    if (journal_ == nullptr) throw std::logic_error("durable::runtime::compact_journal: the runtime has no journal");
-    std::lock_guard one_at_a_time(compaction_mutex_);
-    std::vector<std::string> finished;
-    {
-      std::lock_guard lock(mutex_);
-      finished = finished_.ids();
-    }
-    const std::uint64_t kept =
-        compact_counting([&finished](const journal_record& r) { return detail::kept_when_forgetting(r, finished); });
-    const std::uint64_t last = journal_->last_lsn();
-    std::lock_guard lock(mutex_);
-    for (const std::string& id : finished) finished_.erase(id);
-    compaction_.compacted(last, kept);
-  }
-
-  /// How many finished invocations the runtime knows of (what `start` of their ids returns).
-  [[nodiscard]] std::size_t finished_invocations() const {
-    std::lock_guard lock(mutex_);
-    return finished_.size();
-  }
-
-  /// Waits until `inv` has finished, driving the runtime as `run` does.
-  void wait_for(detail::invocation_journal& inv) {
-    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
-      throw std::logic_error("durable::invocation::get called from a task on the same runtime would wait for itself");
-    }
-    if (workers_.empty()) {
-      drive(&inv.done);
-    } else {
-      std::unique_lock lock(mutex_);
-      idle_.wait(lock, [&inv] { return inv.done; });
-    }
   }
 
   /// Runs everything that is ready or waiting on a timer until nothing is left.
@@ -678,7 +448,33 @@ class runtime {
     return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
   }
 
-  // ---- used by the library's awaitables; not part of the user-facing contract ----
+  // ---- used by the library's awaitables and layers; not part of the user-facing contract ----
+
+  /// Waits until `done` is set by `set_done`, driving the runtime meanwhile as `run` does (on a
+  /// runtime without workers, the calling thread runs the work). `who` names the caller in the
+  /// error thrown when a task of this runtime would wait for itself.
+  void wait_until_done(const bool& done, const char* who) {
+    if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      throw std::logic_error(std::string(who) + " called from a task on the same runtime would wait for itself");
+    }
+    if (workers_.empty()) {
+      drive(&done);
+    } else {
+      std::unique_lock lock(mutex_);
+      idle_.wait(lock, [&done] { return done; });
+    }
+  }
+  /// Sets `done` under the runtime's lock and wakes whoever waits for it (`wait_until_done`,
+  /// `run`).
+  void set_done(bool& done) {
+    {
+      std::lock_guard lock(mutex_);
+      done = true;
+    }
+    wake_.notify_all();
+    idle_.notify_all();
+  }
+
 
   /// Resumes `h` from the runtime's shared queue once `when` has come; a time already past
   /// queues it behind the work that is ready now (a zero sleep yields to others).
@@ -892,7 +688,7 @@ class runtime {
       e.retry_after = cause->retry_after;
       if (cause->exception) {
         try {
-          described = describe_fault(*cause);
+          described = detail::describe_fault(*cause);
         } catch (...) {  // no memory for the text: the event goes without it
         }
         e.message = described;
@@ -990,7 +786,7 @@ class runtime {
         state->outcome.take_from(outcome);
       }
     }  // the task's frame is gone before `run` can return
-    rt->finish(state->done);
+    rt->set_done(state->done);
   }
 
   // The context of a spawned root that a stop token can stop. Allocated only then: the others
@@ -1028,154 +824,6 @@ class runtime {
       const detail::fault& f = outcome.get_fault();
       emit_failure(event_kind::failed, {}, 1, f.code, detail::root_failure_reason(f), &f);
     }
-  }
-
-  // The name of a registered function, with the storage of the registry's key (stable: map
-  // nodes do not move).
-  std::string_view registered_name(const std::string& name) {
-    std::lock_guard lock(mutex_);
-    return functions_.find(name)->first;
-  }
-
-  // Runs a journaled invocation until it has an outcome. A journal mismatch (the code changed)
-  // forgets its recorded progress and starts it again from scratch with its original input.
-  detail::root_task invocation_root(std::shared_ptr<detail::invocation_journal> inv,
-                                    std::function<durable_task<>(std::span<const std::byte>)> make,
-                                    std::string_view name) {
-    for (;;) {
-      detail::scope_ref scope(new detail::journal_scope(*inv, {}, nullptr));
-      detail::call_context context{this, {}, nullptr, scope.get()};
-      durable_task<> body;
-      std::optional<call_completed_record> unjournaled;  // an outcome the call did not journal
-      try {
-        body = make(inv->started().arguments);
-      } catch (const std::exception& e) {  // the arguments do not decode: nothing can run
-        unjournaled = root_failure_record(*inv, status::invalid_argument, failure_reason::fatal_status, e.what());
-      }
-      bool mismatch = false;
-      if (body.valid()) {
-        detail::result<void>& out = co_await detail::outcome_awaiter<void, default_policy>{body.handle(), &context};
-        if (out.has_fault()) {
-          const detail::fault& f = out.get_fault();
-          mismatch = f.final && f.code == status::incompatible_state;
-          if (!mismatch && !inv->completed(call_path{0})) {
-            unjournaled = root_failure_record(*inv, f.code, f.reason, describe_fault(f));
-          }
-        }
-      }
-      if (!mismatch) {
-        if (auto done = inv->completed(call_path{0})) {
-          inv->set_outcome(std::move(*done));
-        } else {
-          inv->set_outcome(std::move(*unjournaled));
-        }
-        break;
-      }
-      inv->reset("the code no longer matches the journal");
-      emit(event_kind::restarted, name, 0, status::incompatible_state);
-    }
-    finish_invocation(*inv);
-    forget(co_await detail::root_probe{});
-  }
-
-  // The invocation has its outcome: `get` may return, and the runtime keeps only the outcome.
-  // Then, if it is due, the automatic compaction runs here.
-  void finish_invocation(detail::invocation_journal& inv) {
-    const std::uint64_t last = journal_->last_lsn();
-    bool compact = false;
-    {
-      std::lock_guard lock(mutex_);
-      inv.done = true;
-      finished_.add(*inv.outcome(), !inv.broken());
-      invocations_.erase(inv.id());
-      compact = compaction_.due(last);
-    }
-    wake_.notify_all();
-    idle_.notify_all();
-    if (compact) condense_journal();
-  }
-
-  // Condenses the journal (see runtime_options::compact_after_records); never throws.
-  void condense_journal() noexcept {
-    std::unique_lock one_at_a_time(compaction_mutex_, std::try_to_lock);
-    if (!one_at_a_time.owns_lock()) return;  // another thread is compacting
-    std::uint64_t kept = 0;
-    try {
-      std::vector<std::string_view> finished;  // valid while compaction_mutex_ is held
-      {
-        std::lock_guard lock(mutex_);
-        if (!compaction_.due(journal_->last_lsn())) return;  // another thread just did it
-        finished = finished_.journaled_ids();
-      }
-      kept = compact_counting([&finished](const journal_record& r) { return detail::kept_when_condensed(r, finished); });
-      const std::uint64_t last = journal_->last_lsn();
-      {
-        std::lock_guard lock(mutex_);
-        compaction_.compacted(last, kept);
-      }
-      emit_failure(event_kind::journal_compacted, {}, 0, status::ok, std::nullopt, nullptr,
-                   "condensed the journal: " + std::to_string(kept) + " records kept");
-    } catch (const std::exception& e) {
-      std::uint64_t last = 0;
-      try {
-        last = journal_->last_lsn();
-      } catch (...) {
-      }
-      {
-        std::lock_guard lock(mutex_);
-        compaction_.compacted(last, std::max<std::uint64_t>(last, 1));  // try again once it has doubled
-      }
-      emit_failure(event_kind::compaction_failed, {}, 0, status::temporary_error, failure_reason::journal_failed, nullptr,
-                   std::string("automatic journal compaction failed (nothing was changed): ") + e.what());
-    } catch (...) {
-    }
-  }
-
-  // Compacts the journal with `keep`; returns how many records it kept.
-  template <class Keep>
-  std::uint64_t compact_counting(Keep keep) {
-    std::uint64_t kept = 0;
-    journal_->compact([&](const journal_record& r) {
-      const bool k = keep(r);
-      kept += k ? 1 : 0;
-      return k;
-    });
-    return kept;
-  }
-
-  // Whether `id` is a running or a finished invocation (under mutex_).
-  [[nodiscard]] bool known_locked(const std::string& id) const {
-    return invocations_.contains(id) || finished_.find(id) != nullptr;
-  }
-
-  static call_completed_record root_failure_record(const detail::invocation_journal& inv, status code,
-                                                   failure_reason reason, std::string message) {
-    call_completed_record r{inv.id(), call_path{0}, inv.started().function};
-    r.code = code == status::ok ? status::permanent_error : code;
-    r.reason = reason;
-    r.attempts = 1;
-    r.message = std::move(message);
-    return r;
-  }
-
-  static std::string describe_fault(const detail::fault& f) {
-    if (!f.exception) return std::string(f.text());
-    try {
-      std::rethrow_exception(f.exception);
-    } catch (const std::exception& e) {
-      return e.what();
-    } catch (...) {
-      return "an exception not derived from std::exception";
-    }
-  }
-
-  void finish(bool& done) {
-    {
-      std::lock_guard lock(mutex_);
-      done = true;
-    }
-    wake_.notify_all();
-    idle_.notify_all();
   }
 
   [[nodiscard]] std::size_t live_timers() const noexcept { return timers_.size() - cancelled_timers_; }
@@ -1342,13 +990,7 @@ class runtime {
   }
 
   manual_clock* manual_ = nullptr;
-  journal* journal_ = nullptr;
   std::chrono::nanoseconds shutdown_grace_;
-  std::map<std::string, std::function<durable_task<>(std::span<const std::byte>)>> functions_;
-  std::map<std::string, std::shared_ptr<detail::invocation_journal>> invocations_;  // running ones
-  detail::finished_invocations finished_;
-  detail::compaction_schedule compaction_;  // under mutex_
-  std::mutex compaction_mutex_;             // one compaction at a time; taken before mutex_
   std::function<void()> work_available_;    // set once, before any work
   detail::mersenne_twister_64 rng_;
   std::atomic<callback_node*> first_callback_{nullptr};
@@ -1376,18 +1018,5 @@ class runtime {
 namespace detail {
 inline void cancellable_wait::canceller::operator()() const noexcept { rt->cancel(*wait); }
 }  // namespace detail
-
-template <class T>
-T invocation<T>::get() {
-  rt_->wait_for(*inv_);
-  const call_completed_record done = *inv_->outcome();
-  if (done.reason == failure_reason::journal_failed) throw journal_failure(done.attempts, function_, nullptr, done.message);
-  if (done.code != status::ok) throw detail::recorded_failure(done, function_);
-  if constexpr (std::is_void_v<T>) {
-    static_cast<void>(decode<std::monostate>(done.value));
-  } else {
-    return decode<T>(done.value);
-  }
-}
 
 }  // namespace durable

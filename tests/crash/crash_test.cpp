@@ -20,6 +20,7 @@
 // is the longest random delay before a kill (sanitized builds start slower and need more);
 // DURABLE_CRASH_SEED seeds the delays.
 #include <durable/durable.hpp>
+#include <durable/invocations.hpp>
 #include <durable/file_journal.hpp>
 #include <durable/journal_records.hpp>
 
@@ -104,12 +105,13 @@ std::string inv_id(int i) { return "inv-" + std::to_string(i); }
     // incarnation uses batched, which must behave the same.
     const durable::sync_mode mode = k % 4 == 3 ? durable::sync_mode::batched : durable::sync_mode::none;
     durable::file_journal journal(dir / "journal", {.sync = mode});
-    durable::runtime rt({.seed = 1, .workers = 1, .journal_store = &journal});
-    rt.register_function(step);
-    rt.register_function(job);
-    rt.recover();
+    durable::runtime rt({.seed = 1, .workers = 1});
+    durable::invocations journaled{rt, journal};
+    journaled.register_function(step);
+    journaled.register_function(job);
+    journaled.recover();
     std::vector<durable::invocation<std::int64_t>> started;
-    for (int i = 0; i < invocations; ++i) started.push_back(rt.start(inv_id(i), job, inv_id(i), i));
+    for (int i = 0; i < invocations; ++i) started.push_back(journaled.start(inv_id(i), job, inv_id(i), i));
     for (int i = 0; i < invocations; ++i) {
       const std::int64_t got = started[static_cast<std::size_t>(i)].get();
       if (got != expected_result(i)) {
@@ -274,12 +276,13 @@ void check_round(const std::filesystem::path& dir, const std::map<int, std::set<
 // parent forks no more after this).
 void check_through_runtime(const std::filesystem::path& dir) {
   durable::file_journal journal(dir / "journal", {.sync = durable::sync_mode::none});
-  durable::runtime rt({.workers = 0, .journal_store = &journal});
-  rt.register_function(step);
-  rt.register_function(job);
-  rt.recover();
+  durable::runtime rt({.workers = 0});
+  durable::invocations journaled{rt, journal};
+  journaled.register_function(step);
+  journaled.register_function(job);
+  journaled.recover();
   for (int i = 0; i < invocations; ++i) {
-    auto inv = rt.start(inv_id(i), job, std::string("ignored"), -1);
+    auto inv = journaled.start(inv_id(i), job, std::string("ignored"), -1);
     if (!inv.finished()) {
       fail("after recovery, " + inv_id(i) + " is not finished");
       continue;
