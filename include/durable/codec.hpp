@@ -18,7 +18,6 @@
 #include <exception>
 #include <iterator>
 #include <limits>
-#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -275,8 +274,21 @@ template <class A, class B>
 struct codec_components<std::pair<A, B>> : components_are<A, B> {};
 template <class... Ts>
 struct codec_components<std::tuple<Ts...>> : components_are<Ts...> {};
-template <class K, class V, class C, class A>
-struct codec_components<std::map<K, V, C, A>> : components_are<K, V> {};
+/// A sorted map with unique keys (std::map, or any type with its interface): matched by shape,
+/// so that this header does not need <map> (a third of a second of g++ per translation unit
+/// that only retries).
+template <class M>
+concept sorted_unique_map = requires(M& m, const M& cm, typename M::key_type k, typename M::mapped_type v) {
+  typename M::key_compare;
+  requires std::same_as<typename M::value_type, std::pair<const typename M::key_type, typename M::mapped_type>>;
+  { m.emplace(std::move(k), std::move(v)) } -> std::same_as<std::pair<typename M::iterator, bool>>;
+  m.emplace_hint(m.end(), std::move(k), std::move(v));
+  { cm.key_comp() } -> std::same_as<typename M::key_compare>;
+  { cm.size() } -> std::convertible_to<std::size_t>;
+};
+
+template <sorted_unique_map M>
+struct codec_components<M> : components_are<typename M::key_type, typename M::mapped_type> {};
 template <class Rep, class Period>
 struct codec_components<std::chrono::duration<Rep, Period>> : components_are<Rep> {};
 
@@ -770,13 +782,16 @@ struct codec<std::tuple<Ts...>> {
   }
 };
 
-/// `std::map<K, V>` (any comparator and allocator): a varint count, then key, value, key,
-/// value, ... in the map's order. Decoding requires strictly increasing keys, which rejects
-/// duplicates and keeps the encoding of each map unique.
-template <class K, class V, class Compare, class Alloc>
-  requires(encodable<K> && encodable<V>)
-struct codec<std::map<K, V, Compare, Alloc>> {
-  using map_type = std::map<K, V, Compare, Alloc>;
+/// `std::map<K, V>` (any comparator and allocator, or any sorted unique map with its
+/// interface): a varint count, then key, value, key, value, ... in the map's order. Decoding
+/// requires strictly increasing keys, which rejects duplicates and keeps the encoding of each
+/// map unique.
+template <detail::sorted_unique_map Map>
+  requires(encodable<typename Map::key_type> && encodable<typename Map::mapped_type>)
+struct codec<Map> {
+  using map_type = Map;
+  using K = typename Map::key_type;
+  using V = typename Map::mapped_type;
   using entry = std::pair<K, V>;  // the element as far as limits are concerned
 
   static void encode(const map_type& value, byte_writer& out) {
