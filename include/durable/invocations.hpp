@@ -73,6 +73,8 @@ class invocation {
   [[nodiscard]] const std::string& id() const noexcept { return inv_->id(); }
   /// True once it has finished, successfully or not.
   [[nodiscard]] bool finished() const { return inv_->outcome().has_value(); }
+  /// Cancels it (see `invocations::cancel`). False if it had finished already.
+  bool cancel() { return inv_->cancel("the invocation was cancelled"); }
   /// Waits until it has finished (driving the runtime, like `runtime::run`) and returns its
   /// value, or throws its `durable::failure` (whose cause is not kept across a restart).
   T get() {
@@ -264,6 +266,22 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
     compaction_.compacted(last, kept);
   }
 
+  bool cancel(const std::string& id) {
+    std::shared_ptr<invocation_journal> inv;
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto running = running_.find(id); running != running_.end()) {
+        inv = running->second;
+      } else if (finished_.find(id) != nullptr) {
+        return false;
+      } else {
+        throw std::invalid_argument("durable::invocations::cancel: no invocation '" + id +
+                                    "' (not started, or not recovered yet: recover() first)");
+      }
+    }
+    return inv->cancel("the invocation was cancelled");
+  }
+
   [[nodiscard]] std::size_t finished_count() const {
     std::lock_guard lock(mutex_);
     return finished_.size();
@@ -283,9 +301,10 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   static root_task invocation_root(std::shared_ptr<invocation_registry> self, std::shared_ptr<invocation_journal> inv,
                                    make_body make, std::string_view name) {
     runtime& rt = *self->rt_;
+    const stop_scope cancelled_by_id{inv->stop_token()};
     for (;;) {
       scope_ref scope(new journal_scope(*inv, {}, nullptr));
-      call_context context{&rt, {}, nullptr, scope.get()};
+      call_context context{&rt, {}, &cancelled_by_id, scope.get()};
       durable_task<> body;
       std::optional<call_completed_record> unjournaled;  // an outcome the call did not journal
       try {
@@ -298,7 +317,8 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         result<void>& out = co_await outcome_awaiter<void, default_policy>{body.handle(), &context};
         if (out.has_fault()) {
           const fault& f = out.get_fault();
-          mismatch = f.final && f.code == status::incompatible_state;
+          // A cancellation completes [0] itself: then the outcome is known, whatever the code did.
+          mismatch = f.final && f.code == status::incompatible_state && !inv->completed(call_path{0});
           if (!mismatch && !inv->completed(call_path{0})) {
             unjournaled = root_failure_record(*inv, f.code, f.reason, describe_fault(f));
           }
@@ -452,6 +472,14 @@ class invocations {
   /// Records of invocations still running are kept, in order. (Automatic compaction, see
   /// `invocations_options::compact_after_records`, condenses instead, and forgets nothing.)
   void compact_journal() { registry_->compact_journal(); }
+
+  /// Cancels the invocation `id`: its own call is journaled as cancelled (durably, so that it
+  /// stays cancelled after a restart) and its running code is asked to stop, as a stop request
+  /// stops a call (waits end at once; an attempt in a foreign wait is detached). `get()` then
+  /// throws a `durable::failure` whose `reason()` is `failure_reason::cancelled`. False if it
+  /// had finished already (nothing changes); an id that is neither running nor finished here
+  /// (not started, or not recovered yet) is std::invalid_argument.
+  bool cancel(const std::string& id) { return registry_->cancel(id); }
 
   /// How many finished invocations are known (what `start` of their ids returns).
   [[nodiscard]] std::size_t finished_invocations() const { return registry_->finished_count(); }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -100,11 +101,36 @@ class invocation_journal final : public invocation_progress {
   [[nodiscard]] bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
 
   /// Journals a call's completion (durably: its caller resumes after this) and remembers it.
+  /// The invocation's own call ([0]) is completed once: by the call, or by `cancel`, whichever
+  /// comes first (the other is dropped, so the journal never holds both).
   void complete(call_completed_record record) override {
+    if (record.path == call_path{0} && !claim_outcome()) return;
     append(journal_record_type::call_completed, record, true);
     std::lock_guard lock(mutex_);
     completed_[record.path] = std::move(record);
   }
+
+  /// Cancels the invocation, if its own call has not completed yet: journals that call as
+  /// cancelled (durably: after a restart it stays cancelled), then asks the running code to stop.
+  /// False if it had completed already.
+  bool cancel(std::string_view why) {
+    if (!claim_outcome()) return false;
+    call_completed_record cancelled{started_.id, call_path{0}, started_.function};
+    cancelled.code = status::permanent_error;
+    cancelled.reason = failure_reason::cancelled;
+    cancelled.attempts = 1;
+    cancelled.message = std::string(why);
+    append(journal_record_type::call_completed, cancelled, true);
+    {
+      std::lock_guard lock(mutex_);
+      completed_[cancelled.path] = std::move(cancelled);
+    }
+    stop_.request_stop();
+    return true;
+  }
+
+  /// What stops the invocation's code when it is cancelled.
+  [[nodiscard]] std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
   /// Forgets the recorded progress (incompatible_state): journaled first, then in memory.
   void reset(std::string_view why) {
@@ -137,8 +163,18 @@ class invocation_journal final : public invocation_progress {
     return journal_failure(1, {}, nullptr, broken_why_ + " (nothing more is written for it)");
   }
 
+  // True for the first caller: the one whose completion of [0] goes to the journal.
+  bool claim_outcome() {
+    std::lock_guard lock(mutex_);
+    if (outcome_claimed_ || outcome_ || completed_.contains(call_path{0})) return false;
+    outcome_claimed_ = true;
+    return true;
+  }
+
   journal* journal_;
   invocation_started_record started_;
+  std::stop_source stop_;
+  bool outcome_claimed_ = false;  // under mutex_
   std::atomic<bool> broken_{false};
   mutable std::mutex mutex_;
   std::string broken_why_;  // under mutex_
