@@ -667,3 +667,66 @@ TEST_CASE("recorded waits with extreme times and attempt numbers recover as satu
   CHECK(slept.get() == 7);
   CHECK(clock.now() == start);  // both waits were due at once: no retry in the year 2262
 }
+
+namespace {
+// Fails every time; retried every 20 minutes for at most an hour from its first attempt.
+int hopeless_runs = 0;
+inline constexpr durable::function hopeless{
+    "jr.hopeless",
+    [](int) -> durable_task<int> {
+      ++hopeless_runs;
+      co_yield durable::fail(durable::status::temporary_error, "still down");
+    },
+    {.initial_delay = 20min, .multiplier = 1.0, .max_delay = 20min, .jitter = durable::jitter::none,
+     .max_attempts = 0, .max_elapsed = 1h}};
+inline constexpr durable::function deadline_flow{"jr.deadline_flow",
+                                                 [](int x) -> durable_task<int> { co_return co_await hopeless(x); }};
+}  // namespace
+
+TEST_CASE("a call's max_elapsed counts from its first attempt across a restart, not from the recovery",
+          "[journaled][deadline]") {
+  hopeless_runs = 0;
+  durable::memory_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(hopeless);
+    journaled.register_function(deadline_flow);
+    static_cast<void>(journaled.start("deadline", deadline_flow, 1));
+    drive_for(rt, 30min);  // attempts at 0 and 20 min failed; the next is due at 40 min
+    REQUIRE(hopeless_runs == 2);
+  }  // crash at 30 min
+  const auto recorded = summary_of(durable::summarize(j.records()), "deadline").waits.at(durable::call_path{0, 0});
+  CHECK(recorded.first_attempt_ns == std::int64_t{0});  // the first attempt started at time 0
+
+  durable::manual_clock clock{durable::time_point{} + 30min};
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(hopeless);
+  journaled.register_function(deadline_flow);
+  journaled.recover();
+  try {
+    static_cast<void>(journaled.start("deadline", deadline_flow, 1).get());
+    FAIL("a call that always fails succeeded");
+  } catch (const durable::failure& f) {
+    CHECK(f.reason() == durable::failure_reason::deadline_exceeded);
+  }
+  // Attempts at 40 and 60 min after the restart; the deadline is 1 h from the first attempt
+  // (counted from the recovery it would have gone on to 90 min).
+  CHECK(hopeless_runs == 4);
+  CHECK(clock.now() == durable::time_point{} + 1h);
+}
+
+TEST_CASE("a retry wait journaled without its first attempt (an older journal) still decodes", "[journaled][deadline]") {
+  // Today's record with the field left out is byte for byte what journals held before it.
+  durable::wait_scheduled_record old{"id", {0, 0}, durable::wait_kind::retry, 2, durable::status::temporary_error, 123};
+  const std::vector<std::byte> bytes = durable::encode(old);
+  const auto back = durable::decode<durable::wait_scheduled_record>(bytes);
+  CHECK_FALSE(back.first_attempt_ns.has_value());
+  CHECK(back.wake_at_ns == 123);
+  CHECK(back.attempt == 2);
+  old.first_attempt_ns = 7;
+  CHECK(durable::decode<durable::wait_scheduled_record>(durable::encode(old)).first_attempt_ns == std::int64_t{7});
+  CHECK(durable::encode(old).size() == bytes.size() + durable::encode(std::int64_t{7}).size());
+}

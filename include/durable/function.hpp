@@ -52,6 +52,20 @@ class retry_schedule {
     if (policy_.max_elapsed > std::chrono::nanoseconds::zero()) deadline_ = add_saturating(rt.now(), policy_.max_elapsed);
   }
 
+  /// When the first attempt started, if the call has a deadline (what a journaled retry wait
+  /// records): derived from the deadline, so that a call's frame carries no word more for it.
+  [[nodiscard]] std::optional<std::int64_t> first_attempt_ns() const noexcept {
+    if (deadline_ == no_deadline) return std::nullopt;
+    return (deadline_ - policy_.max_elapsed).time_since_epoch().count();
+  }
+  /// After a restart: the deadline counts from the first attempt the journal recorded (`ns`
+  /// since the epoch; empty: not recorded, it counts from now, as `start` set it).
+  void resume_deadline(std::optional<std::int64_t> ns) noexcept {
+    if (ns && deadline_ != no_deadline) {
+      deadline_ = add_saturating(time_point(std::chrono::nanoseconds(*ns)), policy_.max_elapsed);
+    }
+  }
+
   /// After a restart: the schedule as it would be after `attempts` failed attempts (their
   /// base delays; the jitter they drew is not replayed). Constant time, whatever `attempts`.
   void fast_forward(std::uint32_t attempts) noexcept {
@@ -286,12 +300,19 @@ class call_journal {
     return std::max(sub_saturating(wait->wake_at(), rt.now()), std::chrono::nanoseconds::zero());
   }
 
-  /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner).
-  void waiting(std::uint32_t attempt, status last, time_point wake_at) {
+  /// When the call's first attempt started, as its recorded retry wait says (if it does).
+  [[nodiscard]] std::optional<std::int64_t> recorded_first_attempt() const {
+    const auto wait = call_scope().invocation().wait(call_scope().path());
+    return wait ? wait->first_attempt_ns : std::nullopt;
+  }
+
+  /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner),
+  /// with when the first attempt started if the call has a deadline.
+  void waiting(std::uint32_t attempt, status last, time_point wake_at, std::optional<std::int64_t> first_attempt_ns) {
     if (call_scope().abandoned()) return;
     call_scope().invocation().record_wait(wait_scheduled_record{call_scope().invocation().id(), call_scope().path(),
                                                                 wait_kind::retry, attempt, last,
-                                                                wake_at.time_since_epoch().count()});
+                                                                wake_at.time_since_epoch().count(), first_attempt_ns});
   }
 
   /// Journals the call's value, durably, before its caller resumes.
@@ -426,6 +447,7 @@ void resume_from_journal(Spec& spec, retry_state& retry) {
   const std::uint32_t waited = spec.journal.recorded_retry();
   if (waited == 0) return;
   spec.schedule.fast_forward(waited);
+  spec.schedule.resume_deadline(spec.journal.recorded_first_attempt());
   // Clamped: the number comes from a file. From half the range, the count cannot wrap before
   // two billion more attempts.
   retry.start_at(std::min(waited, std::numeric_limits<std::uint32_t>::max() / 2) + 1);
@@ -548,7 +570,9 @@ void plan_retry(Spec& spec, Task& ended, fresh_arguments<Args...>& fresh, retry_
     if (spec.journal) spec.journal.failed(*gave_up);
     throw std::move(*gave_up);
   }
-  if (spec.journal) spec.journal.waiting(attempt, code, add_saturating(rt.now(), decided.delay));
+  if (spec.journal) {
+    spec.journal.waiting(attempt, code, add_saturating(rt.now(), decided.delay), spec.schedule.first_attempt_ns());
+  }
   retry.schedule(decided.delay, code);
 }
 

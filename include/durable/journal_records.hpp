@@ -38,11 +38,25 @@ struct durable::codec<durable::call_completed_record>
                       &durable::call_completed_record::function, &durable::call_completed_record::code,
                       &durable::call_completed_record::reason, &durable::call_completed_record::attempts,
                       &durable::call_completed_record::message, &durable::call_completed_record::value> {};
+/// `first_attempt_ns` is written last, and only when it is set: a record without it is the one
+/// journals held before it existed, and decodes with it empty (so old journals still recover).
 template <>
-struct durable::codec<durable::wait_scheduled_record>
-    : durable::fields<&durable::wait_scheduled_record::id, &durable::wait_scheduled_record::path,
-                      &durable::wait_scheduled_record::kind, &durable::wait_scheduled_record::attempt,
-                      &durable::wait_scheduled_record::last, &durable::wait_scheduled_record::wake_at_ns> {};
+struct durable::codec<durable::wait_scheduled_record> {
+  using recorded_before = durable::fields<&durable::wait_scheduled_record::id, &durable::wait_scheduled_record::path,
+                                          &durable::wait_scheduled_record::kind, &durable::wait_scheduled_record::attempt,
+                                          &durable::wait_scheduled_record::last,
+                                          &durable::wait_scheduled_record::wake_at_ns>;
+  static void encode(const durable::wait_scheduled_record& value, durable::byte_writer& out) {
+    recorded_before::encode(value, out);
+    if (value.first_attempt_ns) durable::codec<std::int64_t>::encode(*value.first_attempt_ns, out);
+  }
+  static durable::wait_scheduled_record decode(durable::byte_reader& in) {
+    durable::wait_scheduled_record value = recorded_before::decode(in);
+    if (in.remaining() != 0) value.first_attempt_ns = durable::codec<std::int64_t>::decode(in);
+    return value;
+  }
+  static constexpr std::size_t min_encoded_size() { return recorded_before::min_encoded_size(); }
+};
 template <>
 struct durable::codec<durable::invocation_reset_record>
     : durable::fields<&durable::invocation_reset_record::id, &durable::invocation_reset_record::reason> {};

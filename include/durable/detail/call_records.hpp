@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,11 @@ struct wait_scheduled_record {
   std::uint32_t attempt = 0;  ///< for a retry: the attempt that failed
   status last = status::ok;   ///< for a retry: how it failed
   std::int64_t wake_at_ns = 0;  ///< since the epoch of durable::time_point
+  /// For a retry of a call with a `max_elapsed`: when its first attempt started (since the
+  /// epoch), so that its deadline counts from there after a restart. Empty: not recorded (no
+  /// deadline, or a journal written before this field existed: the deadline then counts from
+  /// the recovery).
+  std::optional<std::int64_t> first_attempt_ns{};
 
   [[nodiscard]] time_point wake_at() const noexcept { return time_point(std::chrono::nanoseconds(wake_at_ns)); }
 };
