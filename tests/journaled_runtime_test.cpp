@@ -676,6 +676,7 @@ inline constexpr durable::function hopeless{
     [](int) -> durable_task<int> {
       ++hopeless_runs;
       co_yield durable::fail(durable::status::temporary_error, "still down");
+      co_return 0;
     },
     {.initial_delay = 20min, .multiplier = 1.0, .max_delay = 20min, .jitter = durable::jitter::none,
      .max_attempts = 0, .max_elapsed = 1h}};

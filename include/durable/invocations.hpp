@@ -318,17 +318,20 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         if (out.has_fault()) {
           const fault& f = out.get_fault();
           // A cancellation completes [0] itself: then the outcome is known, whatever the code did.
-          mismatch = f.final && f.code == status::incompatible_state && !inv->completed(call_path{0});
-          if (!mismatch && !inv->completed(call_path{0})) {
+          mismatch = f.final && f.code == status::incompatible_state && !inv->own_outcome();
+          if (!mismatch && !inv->own_outcome()) {
             unjournaled = root_failure_record(*inv, f.code, f.reason, describe_fault(f));
           }
         }
       }
       if (!mismatch) {
-        if (auto done = inv->completed(call_path{0})) {
+        if (auto done = inv->own_outcome()) {
           inv->set_outcome(std::move(*done));
-        } else {
+        } else if (unjournaled) {
           inv->set_outcome(std::move(*unjournaled));
+        } else {  // cannot happen: a call that succeeded has journaled [0], or waited for a cancel
+          inv->set_outcome(root_failure_record(*inv, status::permanent_error, failure_reason::fatal_status,
+                                               "the invocation ended without a recorded outcome"));
         }
         break;
       }

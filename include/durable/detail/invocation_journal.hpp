@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -102,9 +103,19 @@ class invocation_journal final : public invocation_progress {
 
   /// Journals a call's completion (durably: its caller resumes after this) and remembers it.
   /// The invocation's own call ([0]) is completed once: by the call, or by `cancel`, whichever
-  /// comes first (the other is dropped, so the journal never holds both).
+  /// claims it first. The other writes nothing and waits until the winner's record is durable,
+  /// so nobody sees an outcome the journal might lose.
   void complete(call_completed_record record) override {
-    if (record.path == call_path{0} && !claim_outcome()) return;
+    if (record.path == call_path{0}) {
+      if (!claim_outcome()) {
+        static_cast<void>(own_outcome());  // waits for the winner
+        return;
+      }
+      settle_on_exit settle{this};
+      append(journal_record_type::call_completed, record, true);
+      settle.record = std::move(record);
+      return;
+    }
     append(journal_record_type::call_completed, record, true);
     std::lock_guard lock(mutex_);
     completed_[record.path] = std::move(record);
@@ -112,7 +123,7 @@ class invocation_journal final : public invocation_progress {
 
   /// Cancels the invocation, if its own call has not completed yet: journals that call as
   /// cancelled (durably: after a restart it stays cancelled), then asks the running code to stop.
-  /// False if it had completed already.
+  /// False if it had completed already. A journal failure is thrown, and cancels nothing.
   bool cancel(std::string_view why) {
     if (!claim_outcome()) return false;
     call_completed_record cancelled{started_.id, call_path{0}, started_.function};
@@ -120,13 +131,23 @@ class invocation_journal final : public invocation_progress {
     cancelled.reason = failure_reason::cancelled;
     cancelled.attempts = 1;
     cancelled.message = std::string(why);
-    append(journal_record_type::call_completed, cancelled, true);
     {
-      std::lock_guard lock(mutex_);
-      completed_[cancelled.path] = std::move(cancelled);
+      settle_on_exit settle{this};
+      append(journal_record_type::call_completed, cancelled, true);
+      settle.record = std::move(cancelled);
     }
     stop_.request_stop();
     return true;
+  }
+
+  /// The recorded completion of the invocation's own call ([0]), once a write of it in flight
+  /// (by the call or by `cancel`) has ended.
+  [[nodiscard]] std::optional<call_completed_record> own_outcome() const {
+    std::unique_lock lock(mutex_);
+    settled_.wait(lock, [this] { return !outcome_pending_; });
+    const auto it = completed_.find(call_path{0});
+    if (it == completed_.end()) return std::nullopt;
+    return it->second;
   }
 
   /// What stops the invocation's code when it is cancelled.
@@ -168,13 +189,35 @@ class invocation_journal final : public invocation_progress {
     std::lock_guard lock(mutex_);
     if (outcome_claimed_ || outcome_ || completed_.contains(call_path{0})) return false;
     outcome_claimed_ = true;
+    outcome_pending_ = true;
     return true;
   }
+
+  // Ends a claimed write of [0]: with its record once it is durable, or (the append threw)
+  // with none, giving the claim back. Wakes whoever waits in `own_outcome`.
+  struct settle_on_exit {
+    invocation_journal* self;
+    std::optional<call_completed_record> record{};
+    ~settle_on_exit() {
+      {
+        std::lock_guard lock(self->mutex_);
+        if (record) {
+          self->completed_[call_path{0}] = std::move(*record);
+        } else {
+          self->outcome_claimed_ = false;
+        }
+        self->outcome_pending_ = false;
+      }
+      self->settled_.notify_all();
+    }
+  };
 
   journal* journal_;
   invocation_started_record started_;
   std::stop_source stop_;
   bool outcome_claimed_ = false;  // under mutex_
+  bool outcome_pending_ = false;  // under mutex_: a claimed write of [0] is in flight
+  mutable std::condition_variable settled_;
   std::atomic<bool> broken_{false};
   mutable std::mutex mutex_;
   std::string broken_why_;  // under mutex_
