@@ -39,13 +39,20 @@ inline constexpr durable::function renewal{"ic.renewal", [](std::string who) -> 
   co_return co_await second_step(a);
 }};
 
-void register_all(durable::invocations& journaled) {
-  journaled.register_function(first_step);
-  journaled.register_function(second_step);
-  journaled.register_function(renewal);
-}
-
 void reset_runs() { first_runs = second_runs = 0; }
+
+/// One run of a program on `journal`: a runtime on a manual clock, and its invocations with the
+/// flow's functions registered.
+struct program {
+  explicit program(durable::journal& journal) : journaled(rt, journal) {
+    journaled.register_function(first_step);
+    journaled.register_function(second_step);
+    journaled.register_function(renewal);
+  }
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  durable::invocations journaled;
+};
 
 /// The failure `get()` throws, which must be there.
 template <class Invocation>
@@ -64,10 +71,8 @@ durable::failure failure_of(Invocation& inv) {
 TEST_CASE("cancelling a running invocation by id stops it, and get throws a cancelled failure", "[invocations][cancel]") {
   reset_runs();
   durable::memory_journal j;
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  durable::invocations journaled{rt, j};
-  register_all(journaled);
+  program run(j);
+  auto& [clock, rt, journaled] = run;
   auto sub = journaled.start("renew:ada", renewal, std::string("ada"));
   drive_for(rt, 1h);  // the first step is done; the flow sleeps
   CHECK(journaled.cancel("renew:ada"));
@@ -82,10 +87,8 @@ TEST_CASE("a cancelled invocation stays cancelled after a restart", "[invocation
   reset_runs();
   durable::memory_journal j;
   {
-    durable::manual_clock clock;
-    durable::runtime rt{clock};
-    durable::invocations journaled{rt, j};
-    register_all(journaled);
+    program run(j);
+    auto& [clock, rt, journaled] = run;
     static_cast<void>(journaled.start("renew:bob", renewal, std::string("bob")));
     drive_for(rt, 1h);
     CHECK(journaled.cancel("renew:bob"));
@@ -93,10 +96,8 @@ TEST_CASE("a cancelled invocation stays cancelled after a restart", "[invocation
   const durable::journal_summary summary = durable::summarize(j.records());
   CHECK(summary.invocations.at("renew:bob").state == durable::invocation_state::failed);
 
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  durable::invocations journaled{rt, j};
-  register_all(journaled);
+  program run(j);
+  auto& [clock, rt, journaled] = run;
   journaled.recover();
   rt.run_until_idle();
   CHECK(second_runs == 0);  // not resumed
@@ -108,10 +109,8 @@ TEST_CASE("a cancelled invocation stays cancelled after a restart", "[invocation
 TEST_CASE("cancelling an invocation through its handle is the same as by id", "[invocations][cancel]") {
   reset_runs();
   durable::memory_journal j;
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  durable::invocations journaled{rt, j};
-  register_all(journaled);
+  program run(j);
+  auto& [clock, rt, journaled] = run;
   auto sub = journaled.start("renew:cy", renewal, std::string("cy"));
   drive_for(rt, 1h);
   CHECK(sub.cancel());
@@ -122,10 +121,8 @@ TEST_CASE("cancelling an invocation through its handle is the same as by id", "[
 TEST_CASE("cancelling a finished invocation changes nothing", "[invocations][cancel]") {
   reset_runs();
   durable::memory_journal j;
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  durable::invocations journaled{rt, j};
-  register_all(journaled);
+  program run(j);
+  auto& [clock, rt, journaled] = run;
   auto sub = journaled.start("renew:di", renewal, std::string("di"));
   CHECK(sub.get() == "di!?");
   const std::size_t records = j.records().size();
@@ -137,10 +134,8 @@ TEST_CASE("cancelling a finished invocation changes nothing", "[invocations][can
 
 TEST_CASE("cancelling an id that is neither running nor finished is invalid_argument", "[invocations][cancel]") {
   durable::memory_journal j;
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  durable::invocations journaled{rt, j};
-  register_all(journaled);
+  program run(j);
+  auto& [clock, rt, journaled] = run;
   CHECK_THROWS_AS(journaled.cancel("never-started"), std::invalid_argument);
   CHECK(j.records().empty());
 }
@@ -148,10 +143,8 @@ TEST_CASE("cancelling an id that is neither running nor finished is invalid_argu
 TEST_CASE("an invocation cancelled before it ran runs none of its code", "[invocations][cancel]") {
   reset_runs();
   durable::memory_journal j;
-  durable::manual_clock clock;
-  durable::runtime rt{clock};
-  durable::invocations journaled{rt, j};
-  register_all(journaled);
+  program run(j);
+  auto& [clock, rt, journaled] = run;
   auto sub = journaled.start("renew:ed", renewal, std::string("ed"));  // queued, not run yet
   CHECK(sub.cancel());
   CHECK(failure_of(sub).reason() == failure_reason::cancelled);

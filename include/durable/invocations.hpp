@@ -318,10 +318,9 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         if (out.has_fault()) {
           const fault& f = out.get_fault();
           // A cancellation completes [0] itself: then the outcome is known, whatever the code did.
-          mismatch = f.final && f.code == status::incompatible_state && !inv->own_outcome();
-          if (!mismatch && !inv->own_outcome()) {
-            unjournaled = root_failure_record(*inv, f.code, f.reason, describe_fault(f));
-          }
+          const bool has_outcome = inv->own_outcome().has_value();
+          mismatch = f.final && f.code == status::incompatible_state && !has_outcome;
+          if (!mismatch && !has_outcome) unjournaled = root_failure_record(*inv, f.code, f.reason, describe_fault(f));
         }
       }
       if (!mismatch) {
