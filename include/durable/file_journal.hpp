@@ -142,6 +142,7 @@ class file_journal final : public journal {
         }
         throw;
       }
+      offsets_.push_back(end_);
       end_ += detail::record_overhead + payload.size();
       lsn = ++last_lsn_;
     }
@@ -215,11 +216,15 @@ class file_journal final : public journal {
     if (scan.damage != journal_damage::none) throw changed_underneath(scan);
     constexpr auto header = detail::journal_header();
     std::vector<std::byte> next_bytes(header.begin(), header.end());
+    std::vector<std::uint64_t> next_offsets;
     journal_record current;  // reused: one allocation for the largest payload
     for (const detail::record_view& r : scan.records) {
       current.type = r.type;
       current.payload.assign(r.payload.begin(), r.payload.end());
-      if (keep(current)) detail::append_record_bytes(next_bytes, r.type, r.payload);
+      if (keep(current)) {
+        next_offsets.push_back(next_bytes.size());
+        detail::append_record_bytes(next_bytes, r.type, r.payload);
+      }
     }
 
     // Crash safety: until the rename, `path_` is the old, complete file (a `.compact` left by a
@@ -252,6 +257,7 @@ class file_journal final : public journal {
     // From here `path_` names the new file: append to it whatever happens next.
     file_ = std::move(next);
     end_ = next_bytes.size();
+    offsets_ = std::move(next_offsets);
     try {
       detail::sync_directory_of(path_);
     } catch (const std::exception& e) {
@@ -266,6 +272,42 @@ class file_journal final : public journal {
   [[nodiscard]] std::uint64_t last_lsn() const override {
     std::lock_guard lock(mutex_);
     return last_lsn_;
+  }
+
+  /// Reads the one record at `position` from the file (its checksum checked again).
+  [[nodiscard]] journal_record read(std::uint64_t position) const override {
+    std::lock_guard lock(mutex_);
+    throw_if_unusable();
+    if (position >= offsets_.size())
+      throw std::out_of_range("durable::file_journal::read: no record at position " + std::to_string(position));
+    const std::uint64_t offset = offsets_[static_cast<std::size_t>(position)];
+    const std::uint64_t next = position + 1 < offsets_.size() ? offsets_[static_cast<std::size_t>(position + 1)] : end_;
+    std::vector<std::byte> frame(static_cast<std::size_t>(next - offset));
+    file_.read_at(offset, frame);
+    const detail::record_check check = detail::check_record_at(frame, 0);
+    if (check.outcome != detail::record_check::verdict::valid || check.end != frame.size())
+      throw journal_error("durable::file_journal " + path_.string() + ": the record at byte offset " +
+                              std::to_string(offset) + " changed underneath the open journal (" + check.why + ")",
+                          journal_damage::corrupt_record, offset);
+    const auto type = static_cast<std::uint8_t>(frame[4]);
+    frame.erase(frame.end() - 4, frame.end());
+    frame.erase(frame.begin(), frame.begin() + detail::record_prefix_size);
+    return journal_record{type, std::move(frame)};
+  }
+
+  /// Reads the file once and hands each record to `visit`.
+  void visit(const std::function<void(std::uint64_t, const journal_record&)>& visit) const override {
+    std::lock_guard lock(mutex_);
+    throw_if_unusable();
+    const std::vector<std::byte> bytes = file_.read_prefix(end_);
+    const detail::scan_result scan = detail::scan_journal(bytes);
+    if (scan.damage != journal_damage::none) throw changed_underneath(scan);
+    journal_record current;  // reused: one allocation for the largest payload
+    for (std::size_t i = 0; i < scan.records.size(); ++i) {
+      current.type = scan.records[i].type;
+      current.payload.assign(scan.records[i].payload.begin(), scan.records[i].payload.end());
+      visit(i, current);
+    }
   }
 
   /// What opening found and repaired.
@@ -360,6 +402,9 @@ class file_journal final : public journal {
     // batched mode): flush them, so that what the runtime replays is durable before it acts.
     if (mode_ != sync_mode::none && scan.damage == journal_damage::none) file_.sync_data();
     last_lsn_ = scan.records.size();
+    offsets_.clear();
+    offsets_.reserve(scan.records.size());
+    for (const detail::record_view& r : scan.records) offsets_.push_back(r.offset);
     durable_lsn_.store(last_lsn_, std::memory_order_relaxed);  // before any other thread sees us
   }
 
@@ -425,6 +470,7 @@ class file_journal final : public journal {
   detail::posix_file file_;
   std::uint64_t end_ = 0;       // where the next record goes: the end of the last valid one
   std::uint64_t last_lsn_ = 0;  // the last lsn handed out
+  std::vector<std::uint64_t> offsets_;  // where each stored record starts, by position
   bool syncing_ = false;        // a leader is flushing
   std::string unusable_;        // why the journal stopped; empty while it works
   // Written under mutex_, read without it by make_durable's fast path.

@@ -10,15 +10,18 @@
 //
 // An invocation is a call of a registered `durable::function`, identified by an id (an
 // idempotency key) and journaled: its start, and then every call and sleep inside it, are
-// recorded in a `durable::journal` before the code that depends on them goes on. After a crash,
-// `recover` runs every unfinished invocation again, and each call the journal saw complete
+// recorded in an `invocation_store` before the code that depends on them goes on. After a crash,
+// `recover` runs every unfinished invocation again, and each call the store saw complete
 // returns its recorded outcome without running. This layer sits above the runtime (which only
-// schedules) and the calls (which read and write their records through `journal_scope`).
+// schedules) and the calls (which read and write their records through `journal_scope`), and
+// below the stores: a `journal` (file_journal, memory_journal) is kept through a
+// `journal_store`; `memory_store` and a shared database implement the store interface directly.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,14 +36,14 @@
 #include <vector>
 
 #include "codec.hpp"
-#include "detail/finished_invocations.hpp"
 #include "detail/invocation_journal.hpp"
-#include "detail/journal_compaction.hpp"
 #include "detail/journal_scope.hpp"
 #include "error.hpp"
 #include "event.hpp"
+#include "invocation_store.hpp"
 #include "journal.hpp"
 #include "journal_records.hpp"
+#include "journal_store.hpp"
 #include "policy.hpp"
 #include "runtime.hpp"
 #include "status.hpp"
@@ -48,7 +51,7 @@
 
 namespace durable {
 
-/// How journaled invocations are kept.
+/// How journaled invocations are kept in a journal (`invocations{rt, journal, options}`).
 struct invocations_options {
   /// Automatic journal compaction. Once the journal has grown by this many records since the
   /// last compaction (and by at least as many as that compaction kept), the next invocation to
@@ -72,13 +75,14 @@ class invocation {
   /// The id it was started with.
   [[nodiscard]] const std::string& id() const noexcept { return inv_->id(); }
   /// True once it has finished, successfully or not.
-  [[nodiscard]] bool finished() const { return inv_->outcome().has_value(); }
+  [[nodiscard]] bool finished() const { return inv_->refresh(); }
   /// Cancels it (see `invocations::cancel`). False if it had finished already.
   bool cancel() { return inv_->cancel("the invocation was cancelled"); }
   /// Waits until it has finished (driving the runtime, like `runtime::run`) and returns its
   /// value, or throws its `durable::failure` (whose cause is not kept across a restart).
   T get() {
     rt_->wait_until_done(inv_->done, "durable::invocation::get");
+    if (!inv_->outcome()) inv_->wait_for_stored_outcome();  // another worker runs it
     const call_completed_record done = *inv_->outcome();
     if (done.reason == failure_reason::journal_failed) throw journal_failure(done.attempts, function_, nullptr, done.message);
     if (done.code != status::ok) throw detail::recorded_failure(done, function_);
@@ -129,18 +133,18 @@ durable_task<> invocation_body(Function f, Tuple args) {
 }
 
 /// What `invocations` and its running invocations share: the registry of functions, the
-/// invocations running and finished, and the compaction schedule. Held by every running
-/// invocation too, so that one finishing after its `invocations` object was destroyed (while
-/// the runtime still ran it) touches nothing freed.
+/// invocations running here, and the store. Held by every running invocation too, so that one
+/// finishing after its `invocations` object was destroyed (while the runtime still ran it)
+/// touches nothing freed.
 class invocation_registry : public std::enable_shared_from_this<invocation_registry> {
  public:
   using make_body = std::function<durable_task<>(std::span<const std::byte>)>;
 
-  invocation_registry(runtime& rt, journal& store, invocations_options options)
-      : rt_(&rt), journal_(&store), compaction_(options.compact_after_records) {}
+  invocation_registry(runtime& rt, invocation_store& store, std::unique_ptr<invocation_store> owned)
+      : rt_(&rt), store_(&store), owned_(std::move(owned)) {}
 
   [[nodiscard]] runtime& rt() const noexcept { return *rt_; }
-  [[nodiscard]] journal& store() const noexcept { return *journal_; }
+  [[nodiscard]] invocation_store& store() const noexcept { return *store_; }
 
   template <class Function>
   void register_function(const Function& f) {
@@ -181,89 +185,86 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         throw std::logic_error("durable::invocations::start: register_function(" + std::string(f.name()) +
                                ") first, so that recovery after a restart can find it");
       }
-      const auto refuse_other_function = [&](const std::string& runs) {
-        if (runs != f.name()) {
-          throw std::invalid_argument("durable::invocations::start: invocation '" + id + "' exists and runs '" +
-                                      runs + "', not '" + std::string(f.name()) + "'");
-        }
-      };
       if (const auto existing = running_.find(id); existing != running_.end()) {
-        refuse_other_function(existing->second->started().function);
+        refuse_other_function(id, existing->second->started().function, f.name());
         return invocation<value>(*rt_, existing->second, f.name());
       }
-      if (const finished_invocations::entry* done = finished_.find(id)) {
-        refuse_other_function(*done->function);
-        // A handle of its own, holding just the outcome: nothing more of it is kept.
-        auto handle = std::make_shared<invocation_journal>(*journal_, invocation_started_record{id, *done->function, {}});
-        handle->set_outcome(finished_invocations::outcome(id, *done));
-        handle->done = true;
-        return invocation<value>(*rt_, std::move(handle), f.name());
+      if (const auto kept = unjournaled_.find(id); kept != unjournaled_.end()) {
+        refuse_other_function(id, kept->second->started().function, f.name());
+        return invocation<value>(*rt_, kept->second, f.name());
       }
-      invocation_started_record started{id, std::string(f.name()), encode(args_tuple(std::forward<A>(args)...))};
-      inv = std::make_shared<invocation_journal>(*journal_, std::move(started));
+      // Listed as running before the store is asked (outside the lock: the started record is
+      // made durable there), so that a second start of the id meanwhile gets this handle.
+      inv = std::make_shared<invocation_journal>(
+          *store_, invocation_started_record{id, std::string(f.name()), encode(args_tuple(std::forward<A>(args)...))});
       running_.emplace(id, inv);
       make = found->second;
     }
+    start_reply reply;
     try {
-      inv->append(journal_record_type::invocation_started, inv->started(), true);  // before any code runs
+      try {
+        reply = store_->start(id, f.name(), encode(inv->started()));
+      } catch (const std::exception& e) {
+        throw journal_failure(1, f.name(), std::current_exception(),
+                              "the journal could not record the start of invocation '" + id + "': " + e.what());
+      }
+      if (reply.claimed) {
+        inv->take(std::move(*reply.claimed));
+        if (inv->started().function != f.name()) {  // an unfinished invocation of another function
+          store_->release(inv->owner());
+          refuse_other_function(id, inv->started().function, f.name());
+        }
+      } else {
+        refuse_other_function(id, reply.existing->function, f.name());
+      }
     } catch (...) {
       std::lock_guard lock(mutex_);
       running_.erase(id);
       throw;
     }
-    rt_->adopt(invocation_root(shared_from_this(), inv, std::move(make), f.name()));
+    if (!reply.claimed) {  // finished, or run by another worker: this handle only reads it
+      std::lock_guard lock(mutex_);
+      running_.erase(id);
+      inv->watch_elsewhere(reply.existing->outcome);
+      rt_->set_done(inv->done);  // wakes a second start's handle that waits meanwhile
+      return invocation<value>(*rt_, std::move(inv), f.name());
+    }
+    run(inv, std::move(make));
     return invocation<value>(*rt_, std::move(inv), f.name());
   }
 
   void recover() {
-    const journal_summary summary = summarize(journal_->records());
-    std::vector<std::pair<std::shared_ptr<invocation_journal>, make_body>> resume;
-    {
-      std::lock_guard lock(mutex_);
-      for (const std::string& id : summary.order) {
-        const invocation_summary& s = summary.invocations.at(id);
-        if (s.state == invocation_state::running && !known_locked(id) && !functions_.contains(s.started.function)) {
-          throw std::logic_error("durable::invocations::recover: invocation '" + id + "' runs '" +
-                                 s.started.function + "', which is not registered");
-        }
-      }
-      for (const std::string& id : summary.order) {
-        if (known_locked(id)) continue;
-        const invocation_summary& s = summary.invocations.at(id);
-        if (const call_completed_record* outcome = s.outcome()) {
-          finished_.add(*outcome, true);
-          continue;
-        }
-        auto inv = std::make_shared<invocation_journal>(*journal_, s.started);
-        inv->load(s);
-        resume.emplace_back(inv, functions_.at(s.started.function));
-        running_.emplace(id, std::move(inv));
-      }
-    }
-    for (const auto& [id, count] : summary.orphan_records) {
+    for (const auto& [id, count] : store_->skipped_records()) {
       const std::string what = "skipped " + std::to_string(count) + " journal record" + (count == 1 ? "" : "s") +
                                " of invocation '" + id + "', which the journal never started";
       rt_->emit_failure(event_kind::records_skipped, id, 0, status::ok, std::nullopt, nullptr, what);
     }
-    for (auto& [inv, make] : resume) {
-      const std::string_view name = registered_name(inv->started().function);
-      rt_->adopt(invocation_root(shared_from_this(), inv, std::move(make), name));
+    std::vector<claimed_invocation> claimed = store_->claim(std::numeric_limits<std::size_t>::max());
+    std::vector<std::pair<std::shared_ptr<invocation_journal>, make_body>> resume;
+    {
+      std::lock_guard lock(mutex_);
+      for (const claimed_invocation& c : claimed) {
+        if (const std::string function = decode<invocation_started_record>(c.started.payload).function;
+            !functions_.contains(function)) {
+          for (const claimed_invocation& back : claimed) store_->release(back.owner);
+          throw std::logic_error("durable::invocations::recover: invocation '" + c.owner.invocation + "' runs '" +
+                                 function + "', which is not registered");
+        }
+      }
+      for (claimed_invocation& c : claimed) {
+        auto inv = std::make_shared<invocation_journal>(*store_, invocation_started_record{});
+        inv->take(std::move(c));
+        resume.emplace_back(inv, functions_.at(inv->started().function));
+        running_.emplace(inv->id(), std::move(inv));
+      }
     }
+    for (auto& [inv, make] : resume) run(inv, std::move(make));
   }
 
   void compact_journal() {
-    std::lock_guard one_at_a_time(compaction_mutex_);
-    std::vector<std::string> finished;
-    {
-      std::lock_guard lock(mutex_);
-      finished = finished_.ids();
-    }
-    const std::uint64_t kept =
-        compact_counting([&finished](const journal_record& r) { return kept_when_forgetting(r, finished); });
-    const std::uint64_t last = journal_->last_lsn();
+    static_cast<void>(store_->forget_finished());
     std::lock_guard lock(mutex_);
-    for (const std::string& id : finished) finished_.erase(id);
-    compaction_.compacted(last, kept);
+    unjournaled_.clear();
   }
 
   bool cancel(const std::string& id) {
@@ -272,22 +273,49 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
       std::lock_guard lock(mutex_);
       if (const auto running = running_.find(id); running != running_.end()) {
         inv = running->second;
-      } else if (finished_.find(id) != nullptr) {
+      } else if (unjournaled_.contains(id)) {
         return false;
-      } else {
-        throw std::invalid_argument("durable::invocations::cancel: no invocation '" + id +
-                                    "' (not started, or not recovered yet: recover() first)");
       }
     }
-    return inv->cancel("the invocation was cancelled");
+    if (inv) return inv->cancel("the invocation was cancelled");
+    switch (store_->request_cancel(id)) {
+      case cancel_reply::unknown:
+        throw std::invalid_argument("durable::invocations::cancel: no invocation '" + id + "'");
+      case cancel_reply::finished:
+        return false;
+      case cancel_reply::cancelled:
+      case cancel_reply::requested:
+        return true;
+    }
+    return false;
   }
 
   [[nodiscard]] std::size_t finished_count() const {
+    const std::size_t stored = store_->finished_count();
     std::lock_guard lock(mutex_);
-    return finished_.size();
+    return stored + unjournaled_.size();
   }
 
  private:
+  static void refuse_other_function(const std::string& id, const std::string& runs, std::string_view asked) {
+    if (runs != asked) {
+      throw std::invalid_argument("durable::invocations::start: invocation '" + id + "' exists and runs '" + runs +
+                                  "', not '" + std::string(asked) + "'");
+    }
+  }
+
+  // Runs `inv`, which this process holds now.
+  void run(const std::shared_ptr<invocation_journal>& inv, make_body make) {
+    if (inv->cancel_requested_at_claim()) {
+      try {
+        static_cast<void>(inv->cancel("the invocation was cancelled"));
+      } catch (...) {  // the store failed: the root finds the invocation broken
+      }
+    }
+    const std::string_view name = registered_name(inv->started().function);
+    rt_->adopt(invocation_root(shared_from_this(), inv, std::move(make), name));
+  }
+
   // The name of a registered function, with the storage of the registry's key (stable: map
   // nodes do not move).
   std::string_view registered_name(const std::string& name) {
@@ -302,6 +330,7 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
                                    make_body make, std::string_view name) {
     runtime& rt = *self->rt_;
     const stop_scope cancelled_by_id{inv->stop_token()};
+    bool journaled = false;  // the outcome is in the store
     for (;;) {
       scope_ref scope(new journal_scope(*inv, {}, nullptr));
       call_context context{&rt, {}, &cancelled_by_id, scope.get()};
@@ -326,6 +355,7 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
       if (!mismatch) {
         if (auto done = inv->own_outcome()) {
           inv->set_outcome(std::move(*done));
+          journaled = true;
         } else if (unjournaled) {
           inv->set_outcome(std::move(*unjournaled));
         } else {  // cannot happen: a call that succeeded has journaled [0], or waited for a cancel
@@ -337,76 +367,36 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
       inv->reset("the code no longer matches the journal");
       rt.emit(event_kind::restarted, name, 0, status::incompatible_state);
     }
-    self->finish_invocation(*inv);
+    self->finish_invocation(inv, journaled);
     rt.forget(co_await root_probe{});
   }
 
-  // The invocation has its outcome: the registry keeps only that, then `get` may return. Then,
-  // if it is due, the automatic compaction runs here.
-  void finish_invocation(invocation_journal& inv) {
-    const std::uint64_t last = journal_->last_lsn();
-    bool compact = false;
+  // The invocation has its outcome: `get` may return. One the store does not hold (the store
+  // failed, the arguments did not decode, the runtime stopped it) is kept here, so that
+  // `start` of its id returns it in this process, and given back to the store, which runs it
+  // again after a restart. Then the store's upkeep (compaction) runs here if it is due.
+  void finish_invocation(const std::shared_ptr<invocation_journal>& inv, bool journaled) {
     {
       std::lock_guard lock(mutex_);
-      finished_.add(*inv.outcome(), !inv.broken());
-      running_.erase(inv.id());
-      compact = compaction_.due(last);
+      running_.erase(inv->id());
+      if (!journaled) unjournaled_.insert_or_assign(inv->id(), inv);
     }
-    rt_->set_done(inv.done);
-    if (compact) condense_journal();
+    if (!journaled && !inv->broken()) store_->release(inv->owner());
+    rt_->set_done(inv->done);
+    if (journaled) housekeeping();
   }
 
-  // Condenses the journal (see invocations_options::compact_after_records); never throws.
-  void condense_journal() noexcept {
-    std::unique_lock one_at_a_time(compaction_mutex_, std::try_to_lock);
-    if (!one_at_a_time.owns_lock()) return;  // another thread is compacting
-    std::uint64_t kept = 0;
+  // The store's upkeep after a finish; never throws (a failure is an event).
+  void housekeeping() noexcept {
     try {
-      std::vector<std::string_view> finished;  // valid while compaction_mutex_ is held
-      {
-        std::lock_guard lock(mutex_);
-        if (!compaction_.due(journal_->last_lsn())) return;  // another thread just did it
-        finished = finished_.journaled_ids();
+      if (const auto done = store_->housekeeping()) {
+        rt_->emit_failure(event_kind::journal_compacted, {}, 0, status::ok, std::nullopt, nullptr, *done);
       }
-      kept = compact_counting([&finished](const journal_record& r) { return kept_when_condensed(r, finished); });
-      const std::uint64_t last = journal_->last_lsn();
-      {
-        std::lock_guard lock(mutex_);
-        compaction_.compacted(last, kept);
-      }
-      rt_->emit_failure(event_kind::journal_compacted, {}, 0, status::ok, std::nullopt, nullptr,
-                        "condensed the journal: " + std::to_string(kept) + " records kept");
     } catch (const std::exception& e) {
-      std::uint64_t last = 0;
-      try {
-        last = journal_->last_lsn();
-      } catch (...) {
-      }
-      {
-        std::lock_guard lock(mutex_);
-        compaction_.compacted(last, std::max<std::uint64_t>(last, 1));  // try again once it has doubled
-      }
       rt_->emit_failure(event_kind::compaction_failed, {}, 0, status::temporary_error, failure_reason::journal_failed,
                         nullptr, std::string("automatic journal compaction failed (nothing was changed): ") + e.what());
     } catch (...) {
     }
-  }
-
-  // Compacts the journal with `keep`; returns how many records it kept.
-  template <class Keep>
-  std::uint64_t compact_counting(Keep keep) {
-    std::uint64_t kept = 0;
-    journal_->compact([&](const journal_record& r) {
-      const bool k = keep(r);
-      kept += k ? 1 : 0;
-      return k;
-    });
-    return kept;
-  }
-
-  // Whether `id` is a running or a finished invocation (under mutex_).
-  [[nodiscard]] bool known_locked(const std::string& id) const {
-    return running_.contains(id) || finished_.find(id) != nullptr;
   }
 
   static call_completed_record root_failure_record(const invocation_journal& inv, status code, failure_reason reason,
@@ -420,24 +410,27 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   }
 
   runtime* rt_;
-  journal* journal_;
+  invocation_store* store_;
+  std::unique_ptr<invocation_store> owned_;  // when built over a journal: the journal_store
   mutable std::mutex mutex_;
-  std::map<std::string, make_body> functions_;                              // under mutex_
-  std::map<std::string, std::shared_ptr<invocation_journal>> running_;      // under mutex_
-  finished_invocations finished_;                                           // under mutex_
-  compaction_schedule compaction_;                                          // under mutex_
-  std::mutex compaction_mutex_;  // one compaction at a time; taken before mutex_
+  std::map<std::string, make_body> functions_;                                // under mutex_
+  std::map<std::string, std::shared_ptr<invocation_journal>> running_;        // under mutex_
+  std::map<std::string, std::shared_ptr<invocation_journal>> unjournaled_;    // under mutex_
 };
 
 }  // namespace detail
 
-/// The journaled invocations of one journal, run on one runtime. Declare it after the runtime
-/// and the journal (it must be destroyed before them); invocations still running when it is
+/// The journaled invocations of one store, run on one runtime. Declare it after the runtime
+/// and the store (it must be destroyed before them); invocations still running when it is
 /// destroyed go on running on the runtime until it stops, and touch nothing freed.
 class invocations {
  public:
-  invocations(runtime& rt, journal& store, invocations_options options = {})
-      : registry_(std::make_shared<detail::invocation_registry>(rt, store, options)) {}
+  /// Invocations kept in `store` (a memory_store, a journal_store, a shared database).
+  invocations(runtime& rt, invocation_store& store)
+      : registry_(std::make_shared<detail::invocation_registry>(rt, store, nullptr)) {}
+  /// Invocations kept in the journal `log` (a file_journal, a memory_journal), through a
+  /// journal_store of its own with `options`.
+  invocations(runtime& rt, journal& log, invocations_options options = {}) : registry_(over_journal(rt, log, options)) {}
   invocations(const invocations&) = delete;
   invocations& operator=(const invocations&) = delete;
 
@@ -451,36 +444,38 @@ class invocations {
   }
 
   /// Starts a journaled invocation of `f` (registered) with `args`, identified by `id` (an
-  /// idempotency key). The invocation and its arguments are durable in the journal before any
-  /// of its code runs. Starting an id that exists already runs nothing: it returns a handle to
-  /// that invocation (its arguments are ignored; another function is std::invalid_argument).
+  /// idempotency key). The invocation and its arguments are durable in the store before any
+  /// of its code runs. Starting an id that exists already runs nothing new: it returns a handle
+  /// to that invocation (its arguments are ignored; another function is std::invalid_argument);
+  /// an unfinished one that nobody runs (before `recover`) is taken and resumed.
   template <class Function, class... A>
   auto start(std::string id, const Function& f, A&&... args) {
     return registry_->start(std::move(id), f, std::forward<A>(args)...);
   }
 
-  /// Reads the journal and resumes every invocation that had not finished: calls it recorded
-  /// as completed return their recorded outcome without running, calls waiting for a retry go
-  /// on at their recorded time, the rest runs. Finished invocations become readable through
-  /// `start` with their id. Register every function first: an unfinished invocation of a name
-  /// that is not registered is a std::logic_error (and nothing is resumed). Records about an
-  /// invocation the journal never started are skipped, each such id reported as a
-  /// `records_skipped` event.
+  /// Takes every unfinished invocation of the store that nobody runs, and resumes it: calls it
+  /// recorded as completed return their recorded outcome without running, calls waiting for a
+  /// retry go on at their recorded time, the rest runs. Finished invocations stay in the store,
+  /// readable through `start` with their id. Register every function first: an unfinished
+  /// invocation of a name that is not registered is a std::logic_error (and nothing is
+  /// resumed). Records about an invocation the journal never started are skipped, each such id
+  /// reported as a `records_skipped` event.
   void recover() { registry_->recover(); }
 
-  /// Drops the records of every invocation that has finished, rewriting the journal (a
-  /// `file_journal` writes a new file and renames it over the old one: a crash meanwhile loses
-  /// nothing). A dropped invocation is forgotten: its id may be started again afterwards.
-  /// Records of invocations still running are kept, in order. (Automatic compaction, see
-  /// `invocations_options::compact_after_records`, condenses instead, and forgets nothing.)
+  /// Deletes every finished invocation from the store (a `file_journal` writes a new file and
+  /// renames it over the old one: a crash meanwhile loses nothing). A deleted invocation is
+  /// forgotten: its id may be started again afterwards. Invocations still running keep their
+  /// records, in order. (Automatic compaction, see `invocations_options::compact_after_records`,
+  /// condenses instead, and forgets nothing.)
   void compact_journal() { registry_->compact_journal(); }
 
-  /// Cancels the invocation `id`: its own call is journaled as cancelled (durably, so that it
-  /// stays cancelled after a restart) and its running code is asked to stop, as a stop request
-  /// stops a call (waits end at once; an attempt in a foreign wait is detached). `get()` then
-  /// throws a `durable::failure` whose `reason()` is `failure_reason::cancelled`. False if it
-  /// had finished already (nothing changes); an id that is neither running nor finished here
-  /// (not started, or not recovered yet) is std::invalid_argument.
+  /// Cancels the invocation `id`, durably, so that it stays cancelled after a restart. One
+  /// running here has its own call journaled as cancelled and its code asked to stop, as a stop
+  /// request stops a call (waits end at once; an attempt in a foreign wait is detached); one
+  /// nobody runs is finished as cancelled by the store; one another worker runs learns at its
+  /// next checkpoint. `get()` then throws a `durable::failure` whose `reason()` is
+  /// `failure_reason::cancelled`. False if it had finished already (nothing changes); an id the
+  /// store does not know is std::invalid_argument.
   bool cancel(const std::string& id) { return registry_->cancel(id); }
 
   /// How many finished invocations are known (what `start` of their ids returns).
@@ -488,8 +483,19 @@ class invocations {
 
   /// The runtime the invocations run on.
   [[nodiscard]] runtime& rt() const noexcept { return registry_->rt(); }
+  /// The store they are kept in.
+  [[nodiscard]] invocation_store& store() const noexcept { return registry_->store(); }
 
  private:
+  static std::shared_ptr<detail::invocation_registry> over_journal(runtime& rt, journal& log,
+                                                                   invocations_options options) {
+    auto store = std::make_unique<journal_store>(
+        log, journal_store_options{.compact_after_records = options.compact_after_records,
+                                   .now = [&rt] { return rt.now(); }});
+    invocation_store& view = *store;
+    return std::make_shared<detail::invocation_registry>(rt, view, std::move(store));
+  }
+
   std::shared_ptr<detail::invocation_registry> registry_;
 };
 

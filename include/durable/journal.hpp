@@ -124,12 +124,33 @@ class journal {
   /// The lsn of the last record appended through this object (0 before the first).
   [[nodiscard]] virtual std::uint64_t last_lsn() const = 0;
 
+  /// The record stored at `position`: 0 is the first record in the store, and each append
+  /// stores the next position; compaction renumbers them (the records kept are 0, 1, ... in
+  /// order). std::out_of_range for a position not stored. (Stores of this library read one
+  /// record; the default reads them all.)
+  [[nodiscard]] virtual journal_record read(std::uint64_t position) const {
+    std::vector<journal_record> all = records();
+    if (position >= all.size())
+      throw std::out_of_range("durable::journal::read: no record at position " + std::to_string(position));
+    return std::move(all[static_cast<std::size_t>(position)]);
+  }
+
+  /// Calls `visit(position, record)` for every stored record, in order. `visit` must not call
+  /// the journal. (The default copies them all first; the stores of this library do not.)
+  virtual void visit(const std::function<void(std::uint64_t, const journal_record&)>& visit) const {
+    const std::vector<journal_record> all = records();
+    for (std::size_t i = 0; i < all.size(); ++i) visit(i, all[i]);
+  }
+
  protected:
   journal() = default;
   journal(const journal&) = default;
   journal& operator=(const journal&) = default;
 
-  /// The checks every implementation makes before storing anything.
+ public:
+  /// The checks every implementation (and every invocation store) makes before storing a
+  /// record: std::invalid_argument for type 0, std::length_error for a payload larger than
+  /// `max_journal_payload`.
   static void check_append(std::uint8_t type, std::span<const std::byte> payload) {
     if (type == 0)
       throw std::invalid_argument("durable::journal::append: record type 0 is reserved");
@@ -138,6 +159,7 @@ class journal {
                               std::to_string(payload.size()) + " bytes exceeds the maximum of " +
                               std::to_string(max_journal_payload) + " bytes");
   }
+ protected:
   /// The check of `make_durable`'s argument, given the last lsn handed out.
   static void check_lsn(std::uint64_t lsn, std::uint64_t last) {
     if (lsn > last)
@@ -188,6 +210,18 @@ class memory_journal final : public journal {
   [[nodiscard]] std::uint64_t last_lsn() const override {
     std::lock_guard lock(mutex_);
     return last_lsn_;
+  }
+
+  [[nodiscard]] journal_record read(std::uint64_t position) const override {
+    std::lock_guard lock(mutex_);
+    if (position >= records_.size())
+      throw std::out_of_range("durable::memory_journal::read: no record at position " + std::to_string(position));
+    return records_[static_cast<std::size_t>(position)];
+  }
+
+  void visit(const std::function<void(std::uint64_t, const journal_record&)>& visit) const override {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < records_.size(); ++i) visit(i, records_[i]);
   }
 
  private:

@@ -63,6 +63,19 @@ struct durable::codec<durable::invocation_reset_record>
 
 namespace durable {
 
+/// The outcome of an invocation cancelled before it finished: its own call ([0]) completed as
+/// cancelled. Written by `invocations::cancel` and by a store cancelling an invocation nobody
+/// runs, so that after a restart it stays cancelled.
+[[nodiscard]] inline call_completed_record cancelled_outcome(std::string id, std::string function,
+                                                             std::string message) {
+  call_completed_record r{std::move(id), call_path{0}, std::move(function)};
+  r.code = status::permanent_error;
+  r.reason = failure_reason::cancelled;
+  r.attempts = 1;
+  r.message = std::move(message);
+  return r;
+}
+
 /// Where an invocation stands, according to its journal.
 enum class invocation_state : std::uint8_t {
   running,    ///< started, not finished (after a crash: to be recovered)

@@ -1,9 +1,11 @@
 // durable/detail/invocation_journal.hpp — one journaled invocation's state while it runs: what
-// was recorded before this process started (to replay), new records written to the journal, and
-// its outcome once it has one.
+// was recorded before this process took it (to replay), new records written to its store under
+// its lease, and its outcome once it has one.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -13,11 +15,13 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "../codec.hpp"
 #include "../error.hpp"
+#include "../invocation_store.hpp"
 #include "../journal.hpp"
 #include "../journal_records.hpp"
 #include "../status.hpp"
@@ -25,11 +29,13 @@
 
 namespace durable::detail {
 
-/// One invocation's journal state: what was recorded before this process started (to replay),
-/// and its outcome once it has one. Shared by the invocation's calls on every thread.
+/// One invocation's journal state: what was recorded before this process took it (to replay),
+/// the lease it writes under, and its outcome once it has one. Shared by the invocation's calls
+/// on every thread.
 class invocation_journal final : public invocation_progress {
  public:
-  invocation_journal(journal& j, invocation_started_record started) : journal_(&j), started_(std::move(started)) {}
+  invocation_journal(invocation_store& store, invocation_started_record started)
+      : store_(&store), started_(std::move(started)) {}
 
   /// Set (under the runtime's lock) when the invocation has finished: what `invocation::get`
   /// waits for, as `run` waits for its task.
@@ -37,18 +43,69 @@ class invocation_journal final : public invocation_progress {
 
   [[nodiscard]] const std::string& id() const noexcept override { return started_.id; }
   [[nodiscard]] const invocation_started_record& started() const noexcept { return started_; }
-  [[nodiscard]] journal& store() const noexcept { return *journal_; }
+  [[nodiscard]] invocation_store& store() const noexcept { return *store_; }
+  [[nodiscard]] const lease& owner() const noexcept { return lease_; }
 
-  /// Loads what the journal recorded for this invocation (at recovery). Of a finished one only
-  /// the outcome is kept (see `set_outcome`).
-  void load(const invocation_summary& summary) {
-    if (const call_completed_record* finished = summary.outcome()) {
-      set_outcome(*finished);
-      return;
-    }
+  /// Takes the invocation as its store handed it out: its lease, its recorded arguments and
+  /// what its records say it did (replayed as it runs). Before any of its code runs.
+  void take(claimed_invocation claimed) {
+    std::vector<journal_record> records;
+    records.reserve(claimed.records.size() + 1);
+    records.push_back(std::move(claimed.started));
+    for (journal_record& r : claimed.records) records.push_back(std::move(r));
+    journal_summary summary = summarize(records);
+    invocation_summary& mine = summary.invocations.at(claimed.owner.invocation);
     std::lock_guard lock(mutex_);
-    completed_ = summary.completed;
-    waits_ = summary.waits;
+    lease_ = std::move(claimed.owner);
+    cancel_requested_at_claim_ = claimed.cancel_requested;
+    started_ = std::move(mine.started);
+    completed_ = std::move(mine.completed);
+    waits_ = std::move(mine.waits);
+  }
+
+  /// True if a cancel was requested before this process took the invocation.
+  [[nodiscard]] bool cancel_requested_at_claim() const {
+    std::lock_guard lock(mutex_);
+    return cancel_requested_at_claim_;
+  }
+
+  /// Makes this a handle to an invocation this process does not run: finished (`outcome` is
+  /// its stored outcome record), or run by another worker (its outcome is read from the store
+  /// when asked for). `done` is set either way: nothing here will set it later.
+  void watch_elsewhere(const std::optional<journal_record>& outcome) {
+    if (outcome) {
+      set_outcome(decode<call_completed_record>(outcome->payload));
+    } else {
+      std::lock_guard lock(mutex_);
+      elsewhere_ = true;
+    }
+  }
+
+  /// For a handle to an invocation run by another worker: waits until the store holds its
+  /// outcome, asking it with growing pauses (1 ms to 100 ms). Throws std::logic_error if the
+  /// store forgets the invocation meanwhile.
+  void wait_for_stored_outcome() {
+    std::chrono::milliseconds pause{1};
+    while (!refresh()) {
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds{100});
+    }
+  }
+
+  /// True once the outcome is known; for a handle to an invocation run elsewhere, asks the
+  /// store first.
+  bool refresh() {
+    {
+      std::lock_guard lock(mutex_);
+      if (outcome_) return true;
+      if (!elsewhere_) return false;
+    }
+    const std::optional<invocation_view> view = store_->read(started_.id);
+    if (!view)
+      throw std::logic_error("durable::invocation: the store no longer holds invocation '" + started_.id + "'");
+    if (view->state != stored_state::finished || !view->outcome) return false;
+    set_outcome(decode<call_completed_record>(view->outcome->payload));
+    return true;
   }
 
   /// The recorded completion of the call at `path`, if any.
@@ -67,15 +124,22 @@ class invocation_journal final : public invocation_progress {
   }
 
   /// Appends a record of `type` and, if `durable`, waits until it is on stable storage (as the
-  /// journal's sync mode defines it). If the store fails (it throws), the invocation is broken:
-  /// this and every later append throw `journal_failure`, and nothing more is written for it.
+  /// store defines it); `finishing` makes it the invocation's outcome. If the store fails (it
+  /// throws; `ownership_lost` too), the invocation is broken: this and every later append throw
+  /// `journal_failure`, and nothing more is written for it. A checkpoint that tells of a cancel
+  /// requested elsewhere cancels the invocation.
   template <class Record>
-  void append(journal_record_type type, const Record& record, bool durable) {
+  void append(journal_record_type type, const Record& record, bool durable, bool finishing = false) {
     if (broken_.load(std::memory_order_acquire)) throw broken_failure();
     const std::vector<std::byte> bytes = encode(record);
+    bool cancel_requested = false;
     try {
-      const std::uint64_t lsn = journal_->append(static_cast<std::uint8_t>(type), bytes);
-      if (durable) journal_->make_durable(lsn);
+      if (finishing) {
+        store_->finish(lease_, static_cast<std::uint8_t>(type), bytes);
+      } else {
+        const std::uint64_t seq = store_->append(lease_, static_cast<std::uint8_t>(type), bytes);
+        if (durable) cancel_requested = store_->make_durable(lease_, seq).cancel_requested;
+      }
     } catch (...) {
       std::string why = "the journal could not record the progress of invocation '" + started_.id + "'";
       try {
@@ -91,6 +155,12 @@ class invocation_journal final : public invocation_progress {
       }
       broken_.store(true, std::memory_order_release);
       throw journal_failure(1, {}, std::current_exception(), why);
+    }
+    if (cancel_requested) {
+      try {
+        static_cast<void>(cancel("the invocation was cancelled"));
+      } catch (...) {  // the store failed: the invocation is broken, and its next write says so
+      }
     }
   }
 
@@ -112,7 +182,7 @@ class invocation_journal final : public invocation_progress {
         return;
       }
       settle_on_exit settle{this};
-      append(journal_record_type::call_completed, record, true);
+      append(journal_record_type::call_completed, record, true, true);
       settle.record = std::move(record);
       return;
     }
@@ -126,14 +196,10 @@ class invocation_journal final : public invocation_progress {
   /// False if it had completed already. A journal failure is thrown, and cancels nothing.
   bool cancel(std::string_view why) {
     if (!claim_outcome()) return false;
-    call_completed_record cancelled{started_.id, call_path{0}, started_.function};
-    cancelled.code = status::permanent_error;
-    cancelled.reason = failure_reason::cancelled;
-    cancelled.attempts = 1;
-    cancelled.message = std::string(why);
+    call_completed_record cancelled = cancelled_outcome(started_.id, started_.function, std::string(why));
     {
       settle_on_exit settle{this};
-      append(journal_record_type::call_completed, cancelled, true);
+      append(journal_record_type::call_completed, cancelled, true, true);
       settle.record = std::move(cancelled);
     }
     stop_.request_stop();
@@ -212,9 +278,12 @@ class invocation_journal final : public invocation_progress {
     }
   };
 
-  journal* journal_;
+  invocation_store* store_;
+  lease lease_;  // set by `take`, before the invocation's code runs
   invocation_started_record started_;
   std::stop_source stop_;
+  bool cancel_requested_at_claim_ = false;  // under mutex_
+  bool elsewhere_ = false;                  // under mutex_: another worker runs it
   bool outcome_claimed_ = false;  // under mutex_
   bool outcome_pending_ = false;  // under mutex_: a claimed write of [0] is in flight
   mutable std::condition_variable settled_;
