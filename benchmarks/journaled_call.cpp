@@ -1,11 +1,13 @@
 // What journaling adds to a call: an invocation of 100 sequential calls, run plainly (the
-// baseline) and as a journaled invocation on a memory journal and on file journals. Each
+// baseline) and as a journaled invocation on the memory store, on a memory journal and on file
+// journals. Each
 // iteration is one invocation; `per_call` divides by the 100 calls.
 #include <benchmark/benchmark.h>
 
 #include <durable/durable.hpp>
 #include <durable/invocations.hpp>
 #include <durable/file_journal.hpp>
+#include <durable/memory_store.hpp>
 
 #include <unistd.h>
 
@@ -41,7 +43,8 @@ void plain(benchmark::State& state) {
   report(state);
 }
 
-void journaled(benchmark::State& state, durable::journal& store) {
+template <class Store>
+void journaled(benchmark::State& state, Store& store) {
   durable::manual_clock clock;
   durable::runtime rt{clock};
   durable::invocations journaled{rt, store};
@@ -55,7 +58,12 @@ void journaled(benchmark::State& state, durable::journal& store) {
   report(state);
 }
 
-void in_memory(benchmark::State& state) {
+void in_memory_store(benchmark::State& state) {
+  durable::memory_store store;
+  journaled(state, store);
+}
+
+void in_memory_journal(benchmark::State& state) {
   durable::memory_journal store;
   journaled(state, store);
 }
@@ -74,7 +82,8 @@ void in_file(benchmark::State& state, durable::sync_mode mode) {
 }  // namespace
 
 BENCHMARK(plain)->Name("journaled_call/baseline:unjournaled");
-BENCHMARK(in_memory)->Name("journaled_call/durable:memory_journal");
+BENCHMARK(in_memory_store)->Name("journaled_call/durable:memory_store");
+BENCHMARK(in_memory_journal)->Name("journaled_call/durable:memory_journal");
 BENCHMARK_CAPTURE(in_file, none, durable::sync_mode::none)->Name("journaled_call/durable:file_journal_none");
 BENCHMARK_CAPTURE(in_file, batched, durable::sync_mode::batched)
     ->Name("journaled_call/durable:file_journal_batched/real_time")

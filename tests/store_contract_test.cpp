@@ -390,7 +390,7 @@ TEMPLATE_TEST_CASE("after a restart, a cancel of an invocation nobody held stays
 }
 
 TEST_CASE("the finished index finds each of several ids that share a hash", "[store]") {
-  durable::detail::finished_index index;
+  durable::detail::hash_index index;
   for (std::uint64_t p = 0; p < 5; ++p) index.insert(42, p);
   for (std::uint64_t p = 0; p < 200; ++p) index.insert(1000 + p, 100 + p);
   std::vector<std::uint64_t> seen;

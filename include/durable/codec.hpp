@@ -15,6 +15,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <iterator>
 #include <limits>
@@ -87,7 +88,10 @@ class byte_writer {
 
   /// Appends raw bytes as they are.
   void write_bytes(std::span<const std::byte> raw) {
-    bytes_.insert(bytes_.end(), raw.begin(), raw.end());
+    if (raw.empty()) return;
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + raw.size());
+    std::memcpy(bytes_.data() + at, raw.data(), raw.size());
   }
 
   /// Appends `value` as `sizeof(I)` bytes, least significant first (two's complement).
@@ -102,12 +106,12 @@ class byte_writer {
 
   /// Appends `value` as an unsigned LEB128 varint: 7 bits per byte, least significant group
   /// first, high bit set on every byte but the last; the shortest such encoding (1–10 bytes).
-  void write_varint(std::uint64_t value) {
-    while (value >= 0x80) {
-      bytes_.push_back(static_cast<std::byte>(static_cast<unsigned char>((value & 0x7F) | 0x80)));
-      value >>= 7;
+  [[gnu::always_inline]] void write_varint(std::uint64_t value) {
+    if (value < 0x80) [[likely]] {  // most lengths, counts and small numbers: inline
+      bytes_.push_back(static_cast<std::byte>(static_cast<unsigned char>(value)));
+      return;
     }
-    bytes_.push_back(static_cast<std::byte>(static_cast<unsigned char>(value)));
+    write_long_varint(value);
   }
 
   /// The bytes written so far (including the initial ones).
@@ -116,9 +120,33 @@ class byte_writer {
   [[nodiscard]] std::size_t size() const noexcept { return bytes_.size(); }
   /// Moves the bytes out; the writer is left empty.
   [[nodiscard]] std::vector<std::byte> take() && noexcept { return std::move(bytes_); }
+  /// Appends `at_most` bytes for the caller to fill through the pointer returned, valid until
+  /// the next write; `end_raw` then gives back what the caller did not fill. For encoders
+  /// that know a bound on what they write (durable's own records).
+  [[nodiscard]] std::byte* begin_raw(std::size_t at_most) {
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + at_most);
+    return bytes_.data() + at;
+  }
+  /// Ends a `begin_raw`: the bytes written end at `end`.
+  void end_raw(const std::byte* end) noexcept {
+    bytes_.resize(static_cast<std::size_t>(end - bytes_.data()));
+  }
+  /// Forgets the bytes written, keeping the memory for the next ones.
+  void clear() noexcept { bytes_.clear(); }
+  /// Makes room for `n` bytes in all, so that writing that many allocates once.
+  void reserve(std::size_t n) { bytes_.reserve(n); }
 
  private:
   friend struct detail::codec_access;
+  [[gnu::noinline]] void write_long_varint(std::uint64_t value) {
+    while (value >= 0x80) {
+      bytes_.push_back(static_cast<std::byte>(static_cast<unsigned char>((value & 0x7F) | 0x80)));
+      value >>= 7;
+    }
+    bytes_.push_back(static_cast<std::byte>(static_cast<unsigned char>(value)));
+  }
+
   std::vector<std::byte> bytes_;
   std::size_t depth_ = 0;
   std::size_t empty_element_bytes_ = 0;
@@ -523,6 +551,9 @@ template <class T>
 [[nodiscard]] std::vector<std::byte> encode(const T& value) {
   detail::require_encodable<T>();
   byte_writer out;
+  // Growing from empty would reallocate at 1, 2, 4, ... bytes: a journal record of a few dozen
+  // bytes took six allocations. One small reservation covers most records and values.
+  out.reserve(64);
   if constexpr (encodable<T>) codec<T>::encode(value, out);
   return std::move(out).take();
 }

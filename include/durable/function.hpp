@@ -240,27 +240,34 @@ using journal_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>
 /// path, the scope of its current attempt, and the records it reads and writes.
 class call_journal {
  public:
-  explicit operator bool() const noexcept { return scopes_ != nullptr; }
+  call_journal() noexcept = default;
+  call_journal(call_journal&&) noexcept = default;
+  call_journal& operator=(call_journal&&) = delete;
+  ~call_journal() { end_attempt(); }
+
+  explicit operator bool() const noexcept { return static_cast<bool>(call_); }
 
   /// Takes this call's path: the next position in the scope of the code that made the call.
   void enter(journal_scope& parent) {
-    scopes_ = std::make_unique<scopes>();
-    scopes_->call = scope_ref(new journal_scope(parent.invocation(), parent.next_child(), &parent));
+    call_ = scope_ref(new journal_scope(journal_scope::next_child_of, parent));
   }
 
   /// The scope the next attempt runs in (the previous attempt's may no longer write).
-  [[nodiscard]] journal_scope* begin_attempt() {
-    scope_ref& attempt = scopes_->attempt;
-    if (attempt) attempt->abandon();
-    attempt = scope_ref(new journal_scope(call_scope().invocation(), call_scope().path(), &call_scope()));
-    return attempt.get();
+  [[nodiscard]] journal_scope* begin_attempt(std::uint32_t attempt_number) {
+    journal_scope*& attempt = call_scope().current_attempt;
+    if (attempt != nullptr) {
+      attempt->abandon();
+      end_attempt();
+    }
+    attempt = new journal_scope(journal_scope::same_path, call_scope(), attempt_number > 1);
+    return attempt;
   }
 
   /// True if the journal recorded this call's completion. A sleep or a call of another function
   /// recorded at this path means the code changed: a journal mismatch is thrown.
   [[nodiscard]] bool completed(std::string_view name) const {
     const invocation_progress& inv = call_scope().invocation();
-    if (const auto done = inv.completed(call_scope().path())) {
+    if (const auto done = inv.completed(call_scope().path(), call_scope().may_replay())) {
       if (done->function != name) {
         throw journal_mismatch(call_scope().path(), "a call of '" + done->function + "'",
                                "a call of '" + std::string(name) + "'");
@@ -276,7 +283,8 @@ class call_journal {
   /// The recorded outcome of this call: its value, or its failure thrown again.
   template <class T>
   T replay(std::string_view name) const {
-    const call_completed_record done = *call_scope().invocation().completed(call_scope().path());
+    const call_completed_record done =
+        *call_scope().invocation().completed(call_scope().path(), call_scope().may_replay());
     if (done.code != status::ok) throw recorded_failure(done, name);
     if constexpr (std::is_void_v<T>) {
       static_cast<void>(decode<std::monostate>(done.value));
@@ -310,7 +318,8 @@ class call_journal {
   /// with when the first attempt started if the call has a deadline.
   void waiting(std::uint32_t attempt, status last, time_point wake_at, std::optional<std::int64_t> first_attempt_ns) {
     if (call_scope().abandoned()) return;
-    call_scope().invocation().record_wait(wait_scheduled_record{call_scope().invocation().id(), call_scope().path(),
+    const path_view path = call_scope().path();
+    call_scope().invocation().record_wait(wait_scheduled_record{call_scope().invocation().id(), {path.begin(), path.end()},
                                                                 wait_kind::retry, attempt, last,
                                                                 wake_at.time_since_epoch().count(), first_attempt_ns});
   }
@@ -319,20 +328,26 @@ class call_journal {
   template <class T, class Value>
   void succeeded(std::string_view name, std::uint32_t attempts, const Value& value) {
     if (call_scope().abandoned()) return;
-    call_completed_record done{call_scope().invocation().id(), call_scope().path(), std::string(name)};
-    done.attempts = attempts;
+    // The value and then the record are encoded into buffers this thread reuses, the record
+    // straight from the call's fields: no allocation, no copies of its parts.
+    thread_local byte_writer value_bytes;
+    value_bytes.clear();
     if constexpr (std::is_void_v<T>) {
-      done.value = encode(std::monostate{});
+      codec<std::monostate>::encode(std::monostate{}, value_bytes);
     } else if constexpr (encodable<T>) {
       if constexpr (std::is_reference_v<T>) {
-        done.value = encode(*value);
+        codec<std::remove_cvref_t<T>>::encode(*value, value_bytes);
       } else {
-        done.value = encode(value);
+        codec<T>::encode(value, value_bytes);
       }
     } else {
       throw unjournaled_type();
     }
-    call_scope().invocation().complete(std::move(done));
+    thread_local byte_writer record;
+    record.clear();
+    write_call_completed(record, call_scope().invocation().id(), call_scope().path(), name, status::ok,
+                         failure_reason::fatal_status, attempts, {}, value_bytes.bytes());
+    call_scope().invocation().complete(call_scope().path(), record.bytes());
   }
 
   /// Journals the call's failure, durably, before its caller sees it. A cancellation is not
@@ -342,12 +357,10 @@ class call_journal {
     if (call_scope().abandoned() || f.reason() == failure_reason::cancelled ||
         f.reason() == failure_reason::journal_failed || f.code() == status::incompatible_state)
       return;
-    call_completed_record done{call_scope().invocation().id(), call_scope().path(), std::string(f.function_name())};
-    done.code = f.code();
-    done.reason = f.reason();
-    done.attempts = f.attempts();
-    done.message = f.what();
-    call_scope().invocation().complete(std::move(done));
+    byte_writer record;
+    write_call_completed(record, call_scope().invocation().id(), call_scope().path(), f.function_name(), f.code(),
+                         f.reason(), f.attempts(), f.what(), {});
+    call_scope().invocation().complete(call_scope().path(), record.bytes());
   }
 
  private:
@@ -357,15 +370,17 @@ class call_journal {
                    "specialise durable::codec for it so that its result can be journaled");
   }
 
-  journal_scope& call_scope() const noexcept { return *scopes_->call.get(); }
+  journal_scope& call_scope() const noexcept { return *call_.get(); }
 
-  // Out of line, so that a call outside a journaled invocation pays one null pointer for it in
-  // its frame (a call waiting for a retry should carry as little as possible).
-  struct scopes {
-    scope_ref call;
-    scope_ref attempt;
-  };
-  std::unique_ptr<scopes> scopes_;
+  // Drops the call's reference to its current attempt's scope (which holds one to the call's:
+  // the cycle ends here).
+  void end_attempt() noexcept {
+    if (call_ && call_->current_attempt != nullptr) std::exchange(call_->current_attempt, nullptr)->release();
+  }
+
+  // One pointer, null outside a journaled invocation: a call waiting for a retry should carry
+  // as little as possible.
+  scope_ref call_;
 };
 
 /// Everything a call owns: its name, its retry state, its own copy of the callable and of the
@@ -468,13 +483,13 @@ Task failed_attempt(fault_ptr cause) {
 template <class Task, class Spec, class... Args>
 Task start_attempt(Spec& spec, std::uint32_t attempt, fresh_arguments<Args...>& fresh) {
   call_context& context = spec.context;
-  if (spec.journal) context.scope = spec.journal.begin_attempt();
+  if (spec.journal) context.scope = spec.journal.begin_attempt(attempt);
   context.rt->emit(event_kind::attempt_started, context.name, attempt, status::ok);
   Task started;
   fault_ptr not_started;
   try {
     if (spec.schedule.attempt_timeout() != std::chrono::nanoseconds::zero() ||
-        (context.stop != nullptr && context.stop->stop_possible())) {
+        (context.stop != nullptr && context.stop->detaches_attempts && context.stop->stop_possible())) {
       started = guarded_attempt<Task>(spec, context);
     } else {
       started = std::apply([&spec](Args&... a) { return std::invoke(std::as_const(spec.callable), std::move(a)...); },

@@ -100,6 +100,8 @@ struct start_reply {
 struct checkpoint_reply {
   /// Someone asked to cancel the invocation: the holder should end it as cancelled.
   bool cancel_requested = false;
+  /// The seq of the record a `checkpoint` appended (0 from `make_durable`).
+  std::uint64_t seq = 0;
 };
 
 /// What `request_cancel` found.
@@ -135,6 +137,21 @@ class invocation_store {
   /// Returns once the records up to `seq` of the invocation are as durable as the store makes
   /// them. Throws ownership_lost if `owner` is not current.
   virtual checkpoint_reply make_durable(const lease& owner, std::uint64_t seq) = 0;
+
+  /// Appends a record and makes it durable, with every record before it, in one step: what a
+  /// call's completion needs before its caller goes on (one round trip to a database). The
+  /// same as `make_durable(owner, append(owner, type, payload))`, which is the default.
+  virtual checkpoint_reply checkpoint(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) {
+    const std::uint64_t seq = append(owner, type, payload);
+    checkpoint_reply reply = make_durable(owner, seq);
+    reply.seq = seq;
+    return reply;
+  }
+
+  /// The record `seq` (from `append` or `checkpoint`) of the invocation `owner` holds: what a
+  /// call that runs again in the same run (its parent retried) reads back. Throws
+  /// ownership_lost if `owner` is not current, std::out_of_range for a seq not stored.
+  [[nodiscard]] virtual journal_record record(const lease& owner, std::uint64_t seq) const = 0;
 
   /// Ends the invocation with `outcome` (a record of `type`, its own call's completion),
   /// durably, together with every record before it. The lease ends. Throws ownership_lost if

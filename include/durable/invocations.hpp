@@ -329,10 +329,12 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   static root_task invocation_root(std::shared_ptr<invocation_registry> self, std::shared_ptr<invocation_journal> inv,
                                    make_body make, std::string_view name) {
     runtime& rt = *self->rt_;
-    const stop_scope cancelled_by_id{inv->stop_token()};
+    // Cooperative: a cancel ends waits at once and starts no further call, but lets a running
+    // attempt finish (its step is not abandoned half way, and attempts need not run apart).
+    const stop_scope cancelled_by_id{inv->stop_token(), nullptr, false};
     bool journaled = false;  // the outcome is in the store
     for (;;) {
-      scope_ref scope(new journal_scope(*inv, {}, nullptr));
+      scope_ref scope(new journal_scope(*inv, path_view{}, nullptr));
       call_context context{&rt, {}, &cancelled_by_id, scope.get()};
       durable_task<> body;
       std::optional<call_completed_record> unjournaled;  // an outcome the call did not journal

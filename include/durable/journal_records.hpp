@@ -32,12 +32,21 @@ template <>
 struct durable::codec<durable::invocation_started_record>
     : durable::fields<&durable::invocation_started_record::id, &durable::invocation_started_record::function,
                       &durable::invocation_started_record::arguments> {};
+/// Encoded through `detail::write_call_completed`, which a call also uses directly; the layout
+/// is that of `layout` (a test holds them equal).
 template <>
-struct durable::codec<durable::call_completed_record>
-    : durable::fields<&durable::call_completed_record::id, &durable::call_completed_record::path,
-                      &durable::call_completed_record::function, &durable::call_completed_record::code,
-                      &durable::call_completed_record::reason, &durable::call_completed_record::attempts,
-                      &durable::call_completed_record::message, &durable::call_completed_record::value> {};
+struct durable::codec<durable::call_completed_record> {
+  using layout = durable::fields<&durable::call_completed_record::id, &durable::call_completed_record::path,
+                                 &durable::call_completed_record::function, &durable::call_completed_record::code,
+                                 &durable::call_completed_record::reason, &durable::call_completed_record::attempts,
+                                 &durable::call_completed_record::message, &durable::call_completed_record::value>;
+  static void encode(const durable::call_completed_record& r, durable::byte_writer& out) {
+    durable::detail::write_call_completed(out, r.id, r.path, r.function, r.code, r.reason, r.attempts, r.message,
+                                          r.value);
+  }
+  static durable::call_completed_record decode(durable::byte_reader& in) { return layout::decode(in); }
+  static constexpr std::size_t min_encoded_size() { return layout::min_encoded_size(); }
+};
 /// `first_attempt_ns` is written last, and only when it is set: a record without it is the one
 /// journals held before it existed, and decodes with it empty (so old journals still recover).
 template <>

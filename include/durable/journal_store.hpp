@@ -27,7 +27,7 @@
 
 #include "clock.hpp"
 #include "codec.hpp"
-#include "detail/finished_index.hpp"
+#include "detail/hash_index.hpp"
 #include "detail/invocation_table.hpp"
 #include "detail/journal_compaction.hpp"
 #include "invocation_store.hpp"
@@ -92,13 +92,36 @@ class journal_store final : public invocation_store {
 
   std::uint64_t append(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) override {
     journal::check_append(type, payload);
-    journal_record record{type, {payload.begin(), payload.end()}};  // outside the lock
     std::lock_guard lock(mutex_);
     load_locked();
     detail::invocation_table::entry& e = table_.owned(owner, "an append");
     e.last_lsn = append_locked(type, payload);
-    e.records.push_back(std::move(record));
+    e.records.append(type, payload);
     return e.records.size();
+  }
+
+  checkpoint_reply checkpoint(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) override {
+    journal::check_append(type, payload);
+    std::uint64_t lsn = 0;
+    checkpoint_reply reply;
+    {
+      std::lock_guard lock(mutex_);
+      load_locked();
+      detail::invocation_table::entry& e = table_.owned(owner, "a checkpoint");
+      lsn = append_locked(type, payload);
+      e.last_lsn = lsn;
+      e.records.append(type, payload);
+      reply.cancel_requested = e.cancel_requested;
+      reply.seq = e.records.size();
+    }
+    log_->make_durable(lsn);
+    return reply;
+  }
+
+  [[nodiscard]] journal_record record(const lease& owner, std::uint64_t seq) const override {
+    std::lock_guard lock(mutex_);
+    load_locked();
+    return record_of(table_.owned(owner, "a read"), seq, "journal_store");
   }
 
   checkpoint_reply make_durable(const lease& owner, std::uint64_t seq) override {
@@ -126,7 +149,7 @@ class journal_store final : public invocation_store {
       load_locked();
       static_cast<void>(table_.owned(owner, "finish"));
       lsn = append_locked(type, outcome);
-      index_.insert(detail::finished_index::hash_of(owner.invocation), positions_ - 1);
+      index_.insert(detail::hash_index::hash_of(owner.invocation), positions_ - 1);
       table_.erase(owner.invocation);
     }
     log_->make_durable(lsn);
@@ -177,7 +200,7 @@ class journal_store final : public invocation_store {
       const std::vector<std::byte> outcome =
           encode(cancelled_outcome(std::string(id), e->function, "the invocation was cancelled"));
       lsn = append_locked(completed_type, outcome);
-      index_.insert(detail::finished_index::hash_of(id), positions_ - 1);
+      index_.insert(detail::hash_index::hash_of(id), positions_ - 1);
       table_.erase(id);
     }
     log_->make_durable(lsn);
@@ -253,7 +276,7 @@ class journal_store final : public invocation_store {
   // The outcome of finished invocation `id`, read back from the log.
   [[nodiscard]] std::optional<invocation_view> finished_view_locked(std::string_view id) const {
     std::optional<invocation_view> found;
-    index_.find(detail::finished_index::hash_of(id), [&](std::uint64_t position) {
+    index_.find(detail::hash_index::hash_of(id), [&](std::uint64_t position) {
       journal_record r = log_->read(position);
       if (detail::record_invocation_id(r) != id) return false;  // another id with the same hash
       const auto outcome = decode<call_completed_record>(r.payload);
@@ -269,7 +292,7 @@ class journal_store final : public invocation_store {
   [[nodiscard]] bool finished_record_locked(const journal_record& r) const {
     const auto id = detail::record_invocation_id(r);
     if (!id || table_.find(*id) != nullptr) return false;
-    return index_.may_contain(detail::finished_index::hash_of(*id));
+    return index_.may_contain(detail::hash_index::hash_of(*id));
   }
 
   // Whether condensing keeps a finished invocation's record: its started record and its outcome.
@@ -296,7 +319,7 @@ class journal_store final : public invocation_store {
       positions_ = position + 1;
       if (r.type != completed_type || !is_outcome(r)) return;
       const auto id = detail::record_invocation_id(r);
-      if (id && table_.find(*id) == nullptr) index_.insert(detail::finished_index::hash_of(*id), position);
+      if (id && table_.find(*id) == nullptr) index_.insert(detail::hash_index::hash_of(*id), position);
     });
   }
 
@@ -306,7 +329,7 @@ class journal_store final : public invocation_store {
   void load_locked() const {
     if (loaded_) return;
     detail::invocation_table table;
-    detail::finished_index index;
+    detail::hash_index index;
     std::unordered_set<std::string, detail::string_hash, std::equal_to<>> finished;
     std::map<std::string, std::size_t> orphans;
     std::uint64_t positions = 0;
@@ -324,12 +347,12 @@ class journal_store final : public invocation_store {
       if (!id) return;  // not the runtime's record: nothing to attribute
       if (detail::invocation_table::entry* e = table.find(*id)) {
         if (r.type == completed_type && is_outcome(r)) {
-          index.insert(detail::finished_index::hash_of(*id), position);
+          index.insert(detail::hash_index::hash_of(*id), position);
           table.erase(*id);
           finished.insert(std::move(*id));
           return;
         }
-        e->records.push_back(r);
+        e->records.append(r);
         return;
       }
       if (!finished.contains(*id)) ++orphans[*id];  // a finished one's late records are just ignored
@@ -348,7 +371,7 @@ class journal_store final : public invocation_store {
   // Under mutex_; mutable because the first call, whatever it is, loads them.
   mutable bool loaded_ = false;
   mutable detail::invocation_table table_;
-  mutable detail::finished_index index_;
+  mutable detail::hash_index index_;
   mutable std::map<std::string, std::size_t> orphans_;
   mutable std::uint64_t positions_ = 0;  // records in the log
   detail::compaction_schedule compaction_;

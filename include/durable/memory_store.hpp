@@ -58,11 +58,23 @@ class memory_store final : public invocation_store {
 
   std::uint64_t append(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) override {
     journal::check_append(type, payload);
-    journal_record record{type, {payload.begin(), payload.end()}};  // outside the lock
     std::lock_guard lock(mutex_);
     detail::invocation_table::entry& e = table_.owned(owner, "an append");
-    e.records.push_back(std::move(record));
+    e.records.append(type, payload);
     return e.records.size();
+  }
+
+  checkpoint_reply checkpoint(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) override {
+    journal::check_append(type, payload);
+    std::lock_guard lock(mutex_);
+    detail::invocation_table::entry& e = table_.owned(owner, "a checkpoint");
+    e.records.append(type, payload);
+    return {e.cancel_requested, e.records.size()};
+  }
+
+  [[nodiscard]] journal_record record(const lease& owner, std::uint64_t seq) const override {
+    std::lock_guard lock(mutex_);
+    return record_of(table_.owned(owner, "a read"), seq, "memory_store");
   }
 
   checkpoint_reply make_durable(const lease& owner, std::uint64_t seq) override {

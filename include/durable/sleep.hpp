@@ -51,7 +51,7 @@ class sleep_awaiter {
   static time_point journaled_wake(journal_scope& scope, time_point wake) {
     const call_path path = scope.next_child();
     invocation_progress& inv = scope.invocation();
-    if (const auto done = inv.completed(path)) {
+    if (const auto done = inv.completed(path, scope.may_replay())) {
       throw journal_mismatch(path, "a call of '" + done->function + "'", "a sleep");
     }
     if (const auto recorded = inv.wait(path)) {

@@ -47,6 +47,11 @@ struct attempt_tracker {
 /// from its call (null if none) whose coroutines the token reaches.
 struct stop_scope : std::stop_token {
   attempt_tracker* attempt = nullptr;
+  /// Whether a stop detaches a running attempt (a call runs each attempt apart, so that it can
+  /// walk away from one stuck in a foreign wait), or only ends waits and keeps calls from
+  /// starting: cooperative, as the cancel of a journaled invocation is, whose running step is
+  /// never abandoned half way. Cooperative scopes let attempts run inline, which is cheaper.
+  bool detaches_attempts = true;
 };
 
 /// Shared by a call (or a root task) and every plain task it awaits: the runtime that drives

@@ -25,6 +25,7 @@
 #include "../journal.hpp"
 #include "../journal_records.hpp"
 #include "../status.hpp"
+#include "hash_index.hpp"
 #include "journal_scope.hpp"
 
 namespace durable::detail {
@@ -59,8 +60,10 @@ class invocation_journal final : public invocation_progress {
     lease_ = std::move(claimed.owner);
     cancel_requested_at_claim_ = claimed.cancel_requested;
     started_ = std::move(mine.started);
-    completed_ = std::move(mine.completed);
-    waits_ = std::move(mine.waits);
+    completed_ = {mine.completed.begin(), mine.completed.end()};
+    waits_ = {mine.waits.begin(), mine.waits.end()};
+    has_recorded_.store(!completed_.empty(), std::memory_order_release);
+    has_waits_.store(!waits_.empty(), std::memory_order_release);
   }
 
   /// True if a cancel was requested before this process took the invocation.
@@ -109,14 +112,35 @@ class invocation_journal final : public invocation_progress {
   }
 
   /// The recorded completion of the call at `path`, if any.
-  [[nodiscard]] std::optional<call_completed_record> completed(const call_path& path) const override {
-    std::lock_guard lock(mutex_);
-    const auto it = completed_.find(path);
-    if (it == completed_.end()) return std::nullopt;
-    return it->second;
+  [[nodiscard]] std::optional<call_completed_record> completed(path_view path, bool this_run_too) const override {
+    // The common case, a call of a fresh invocation that is not retrying: nothing to look up.
+    if (!has_recorded_.load(std::memory_order_acquire) && !this_run_too) return std::nullopt;
+    std::vector<std::uint64_t> candidates;
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto it = completed_.find(path); it != completed_.end()) return it->second;
+      if (!this_run_too) return std::nullopt;
+      fresh_index_.find(hash_index::hash_of_numbers(path), [&](std::uint64_t seq) {
+        candidates.push_back(seq);
+        return false;
+      });
+    }
+    for (const std::uint64_t seq : candidates) {  // read back from the store, outside the lock
+      journal_record stored;
+      try {
+        stored = store_->record(lease_, seq);
+      } catch (const std::exception& e) {
+        throw journal_failure(1, {}, std::current_exception(),
+                              "the journal could not read back a completion of invocation '" + started_.id + "': " + e.what());
+      }
+      call_completed_record r = decode<call_completed_record>(stored.payload);
+      if (std::equal(r.path.begin(), r.path.end(), path.begin(), path.end())) return r;
+    }
+    return std::nullopt;
   }
   /// The recorded wait of the call or sleep at `path`, if any (and if not completed since).
-  [[nodiscard]] std::optional<wait_scheduled_record> wait(const call_path& path) const override {
+  [[nodiscard]] std::optional<wait_scheduled_record> wait(path_view path) const override {
+    if (!has_waits_.load(std::memory_order_acquire)) return std::nullopt;  // the common case: nothing recorded
     std::lock_guard lock(mutex_);
     const auto it = waits_.find(path);
     if (it == waits_.end()) return std::nullopt;
@@ -130,15 +154,25 @@ class invocation_journal final : public invocation_progress {
   /// requested elsewhere cancels the invocation.
   template <class Record>
   void append(journal_record_type type, const Record& record, bool durable, bool finishing = false) {
+    append_bytes(type, encode(record), durable, finishing);
+  }
+
+  /// `append` of a record already encoded.
+  /// Returns the record's seq (0 when finishing).
+  std::uint64_t append_bytes(journal_record_type type, std::span<const std::byte> bytes, bool durable,
+                             bool finishing = false) {
     if (broken_.load(std::memory_order_acquire)) throw broken_failure();
-    const std::vector<std::byte> bytes = encode(record);
     bool cancel_requested = false;
+    std::uint64_t seq = 0;
     try {
       if (finishing) {
         store_->finish(lease_, static_cast<std::uint8_t>(type), bytes);
+      } else if (durable) {
+        const checkpoint_reply reply = store_->checkpoint(lease_, static_cast<std::uint8_t>(type), bytes);
+        cancel_requested = reply.cancel_requested;
+        seq = reply.seq;
       } else {
-        const std::uint64_t seq = store_->append(lease_, static_cast<std::uint8_t>(type), bytes);
-        if (durable) cancel_requested = store_->make_durable(lease_, seq).cancel_requested;
+        seq = store_->append(lease_, static_cast<std::uint8_t>(type), bytes);
       }
     } catch (...) {
       std::string why = "the journal could not record the progress of invocation '" + started_.id + "'";
@@ -162,6 +196,7 @@ class invocation_journal final : public invocation_progress {
       } catch (...) {  // the store failed: the invocation is broken, and its next write says so
       }
     }
+    return seq;
   }
 
   void record_wait(const wait_scheduled_record& wait) override {
@@ -175,20 +210,23 @@ class invocation_journal final : public invocation_progress {
   /// The invocation's own call ([0]) is completed once: by the call, or by `cancel`, whichever
   /// claims it first. The other writes nothing and waits until the winner's record is durable,
   /// so nobody sees an outcome the journal might lose.
-  void complete(call_completed_record record) override {
-    if (record.path == call_path{0}) {
+  void complete(path_view path, std::span<const std::byte> record) override {
+    if (path.size() == 1 && path[0] == 0) {  // the invocation's own call
       if (!claim_outcome()) {
         static_cast<void>(own_outcome());  // waits for the winner
         return;
       }
       settle_on_exit settle{this};
-      append(journal_record_type::call_completed, record, true, true);
-      settle.record = std::move(record);
+      append_bytes(journal_record_type::call_completed, record, true, true);
+      settle.record = decode<call_completed_record>(record);
       return;
     }
-    append(journal_record_type::call_completed, record, true);
+    const std::uint64_t seq = append_bytes(journal_record_type::call_completed, record, true);
+    // Found again in this run too: a parent that retries calls its children again at the same
+    // paths, and a child that completed returns its outcome without running, as after a
+    // restart. The store keeps the record; a flat index of path hashes says which seq it is.
     std::lock_guard lock(mutex_);
-    completed_[record.path] = std::move(record);
+    fresh_index_.insert(hash_index::hash_of_numbers(path), seq);
   }
 
   /// Cancels the invocation, if its own call has not completed yet: journals that call as
@@ -225,6 +263,9 @@ class invocation_journal final : public invocation_progress {
     std::lock_guard lock(mutex_);
     completed_.clear();
     waits_.clear();
+    has_recorded_.store(false, std::memory_order_release);
+    has_waits_.store(false, std::memory_order_release);
+    fresh_index_.clear();
   }
 
   /// Sets the invocation's outcome: the completion of its own call, or a failure made at its
@@ -237,6 +278,9 @@ class invocation_journal final : public invocation_progress {
     // until the next compaction (215 MB per 100,000 invocations of a few calls each, before).
     completed_ = {};
     waits_ = {};
+    has_recorded_.store(false, std::memory_order_release);
+    has_waits_.store(false, std::memory_order_release);
+    fresh_index_.clear();
     std::vector<std::byte>().swap(started_.arguments);
   }
   [[nodiscard]] std::optional<call_completed_record> outcome() const {
@@ -290,8 +334,13 @@ class invocation_journal final : public invocation_progress {
   std::atomic<bool> broken_{false};
   mutable std::mutex mutex_;
   std::string broken_why_;  // under mutex_
-  std::map<call_path, call_completed_record> completed_;
-  std::map<call_path, wait_scheduled_record> waits_;
+  // Under mutex_: what the store held when this process took the invocation (and [0]), ...
+  std::map<call_path, call_completed_record, path_less> completed_;
+  std::map<call_path, wait_scheduled_record, path_less> waits_;
+  std::atomic<bool> has_recorded_{false};  // completed_ held records when taken, read without the lock
+  std::atomic<bool> has_waits_{false};     // !waits_.empty(), read without the lock
+  // ... and the seqs of the completions recorded since, by a hash of their path.
+  hash_index fresh_index_;
   std::optional<call_completed_record> outcome_;
 };
 

@@ -13,6 +13,8 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +33,45 @@ struct string_hash {
   [[nodiscard]] std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+/// An invocation's records after its started one, in order, in one buffer: appending one is a
+/// copy into it, not an allocation.
+class record_log {
+ public:
+  void append(std::uint8_t type, std::span<const std::byte> payload) {
+    slots_.push_back(slot{bytes_.size(), payload.size(), type});
+    bytes_.insert(bytes_.end(), payload.begin(), payload.end());
+  }
+  void append(const journal_record& r) { append(r.type, r.payload); }
+  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
+  [[nodiscard]] journal_record at(std::size_t i) const {
+    const slot& s = slots_.at(i);
+    const auto first = bytes_.begin() + static_cast<std::ptrdiff_t>(s.offset);
+    return journal_record{s.type, {first, first + static_cast<std::ptrdiff_t>(s.size)}};
+  }
+  [[nodiscard]] std::vector<journal_record> all() const {
+    std::vector<journal_record> out;
+    out.reserve(slots_.size());
+    for (std::size_t i = 0; i < slots_.size(); ++i) out.push_back(at(i));
+    return out;
+  }
+
+ private:
+  struct slot {
+    std::size_t offset;
+    std::size_t size;
+    std::uint8_t type;
+  };
+  std::vector<std::byte> bytes_;
+  std::vector<slot> slots_;
+};
+
+/// Record `seq` of `e` (1 is the first after its started record), for `store`'s messages.
+inline journal_record record_of(const auto& e, std::uint64_t seq, std::string_view store) {
+  if (seq == 0 || seq > e.records.size())
+    throw std::out_of_range("durable::" + std::string(store) + "::record: no record " + std::to_string(seq));
+  return e.records.at(static_cast<std::size_t>(seq - 1));
+}
+
 /// Unfinished invocations by id, each with its records and its lease. Not thread-safe: its
 /// store guards it with its own lock.
 class invocation_table {
@@ -38,7 +79,7 @@ class invocation_table {
   struct entry {
     std::string function;
     journal_record started;
-    std::vector<journal_record> records;  // since the started record, in order (seq = index + 1)
+    record_log records;  // since the started record, in order (seq = index + 1)
     stored_state state = stored_state::ready;
     std::uint64_t epoch = 0;  // of the current (or last) lease
     std::uint64_t order = 0;  // creation order: claims take the oldest first
@@ -68,6 +109,9 @@ class invocation_table {
   }
 
   /// The entry `owner` holds; throws ownership_lost if its lease is not current.
+  const entry& owned(const lease& owner, std::string_view what) const {
+    return const_cast<invocation_table*>(this)->owned(owner, what);
+  }
   entry& owned(const lease& owner, std::string_view what) {
     entry* e = find(owner.invocation);
     if (e == nullptr || e->state != stored_state::running || e->epoch != owner.epoch) {
@@ -82,7 +126,7 @@ class invocation_table {
     unlist(e);
     e.state = stored_state::running;
     ++e.epoch;
-    return claimed_invocation{lease{id, e.epoch}, e.started, e.records, e.cancel_requested};
+    return claimed_invocation{lease{id, e.epoch}, e.started, e.records.all(), e.cancel_requested};
   }
 
   /// Takes up to `max` invocations that are ready, or parked and due at `now`.

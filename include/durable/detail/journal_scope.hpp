@@ -8,16 +8,22 @@
 // from its recorded attempt at its recorded time; anything else runs and is recorded.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
+#include "../codec.hpp"
 #include "../error.hpp"
 #include "../status.hpp"
 #include "call_records.hpp"
+#include "frame_pool.hpp"
 
 namespace durable::detail {
 
@@ -27,17 +33,54 @@ namespace durable::detail {
 class invocation_progress {
  public:
   [[nodiscard]] virtual const std::string& id() const noexcept = 0;
-  /// The recorded completion of the call at `path`, if any.
-  [[nodiscard]] virtual std::optional<call_completed_record> completed(const call_path& path) const = 0;
+  /// The recorded completion of the call at `path`, if any: one the store held when this run
+  /// took the invocation, or, if `this_run_too`, one recorded in this run (a call made again
+  /// because an enclosing call retried).
+  [[nodiscard]] virtual std::optional<call_completed_record> completed(path_view path, bool this_run_too) const = 0;
   /// The recorded wait of the call or sleep at `path`, if any (and if not completed since).
-  [[nodiscard]] virtual std::optional<wait_scheduled_record> wait(const call_path& path) const = 0;
+  [[nodiscard]] virtual std::optional<wait_scheduled_record> wait(path_view path) const = 0;
   /// Records a retry wait or a sleep, not durably (lost in a crash, the wait just starts over).
   virtual void record_wait(const wait_scheduled_record& wait) = 0;
-  /// Records a call's completion, durably (its caller resumes after this), and remembers it.
-  virtual void complete(call_completed_record record) = 0;
+  /// Records the completion of the call at `path`, durably (its caller resumes after this),
+  /// and remembers it; `record` is its encoded call_completed_record.
+  virtual void complete(path_view path, std::span<const std::byte> record) = 0;
 
  protected:
   ~invocation_progress() = default;
+};
+
+/// A call path kept inline up to a depth of 6 (deeper ones on the heap): a journaled call's
+/// scope holds one, and takes no allocation for it.
+class path_buffer {
+ public:
+  path_buffer() noexcept = default;
+  explicit path_buffer(path_view path) { assign(path, std::nullopt); }
+  /// `parent` followed by `last`.
+  path_buffer(path_view parent, std::uint32_t last) { assign(parent, last); }
+  path_buffer(const path_buffer&) = delete;
+  path_buffer& operator=(const path_buffer&) = delete;
+
+  [[nodiscard]] path_view view() const noexcept {
+    return heap_.empty() ? path_view(inline_.data(), size_) : path_view(heap_);
+  }
+
+ private:
+  static constexpr std::size_t inline_depth = 6;
+  void assign(path_view head, std::optional<std::uint32_t> last) {
+    const std::size_t n = head.size() + (last ? 1 : 0);
+    if (n <= inline_depth) {
+      std::copy(head.begin(), head.end(), inline_.begin());
+      if (last) inline_[head.size()] = *last;
+      size_ = static_cast<std::uint32_t>(n);
+    } else {
+      heap_.reserve(n);
+      heap_.assign(head.begin(), head.end());
+      if (last) heap_.push_back(*last);
+    }
+  }
+  std::array<std::uint32_t, inline_depth> inline_{};
+  std::uint32_t size_ = 0;
+  std::vector<std::uint32_t> heap_;
 };
 
 /// Where running code is in a journaled invocation. Reference-counted: a call, its attempt
@@ -45,23 +88,51 @@ class invocation_progress {
 class journal_scope {
  public:
   /// A scope at `path`, inside `parent` (null for the invocation's root), which it keeps alive.
-  journal_scope(invocation_progress& inv, call_path path, journal_scope* parent) noexcept
-      : inv_(&inv), path_(std::move(path)), parent_(parent) {
+  journal_scope(invocation_progress& inv, path_view path, journal_scope* parent)
+      : inv_(&inv), own_path_(path), path_(own_path_.view()), parent_(parent),
+        may_replay_(parent != nullptr && parent->may_replay_) {
     if (parent_ != nullptr) parent_->retain();
+  }
+  /// The scope of the next call made from `parent` (what `parent.next_child()` names).
+  struct next_child_t {};
+  static constexpr next_child_t next_child_of{};
+  journal_scope(next_child_t, journal_scope& parent)
+      : inv_(parent.inv_),
+        own_path_(parent.path_, parent.take_position()),
+        path_(own_path_.view()),
+        parent_(&parent),
+        may_replay_(parent.may_replay_) {
+    parent_->retain();
+  }
+  /// A scope at the same path as `parent` (an attempt of the call `parent` is the scope of),
+  /// sharing its path rather than copying it. `retry`: not the call's first attempt.
+  struct same_path_t {};
+  static constexpr same_path_t same_path{};
+  journal_scope(same_path_t, journal_scope& parent, bool retry) noexcept
+      : inv_(parent.inv_), path_(parent.path_), parent_(&parent), may_replay_(retry || parent.may_replay_) {
+    parent_->retain();
   }
   journal_scope(const journal_scope&) = delete;
   journal_scope& operator=(const journal_scope&) = delete;
+  // Two scopes per journaled call: recycled as coroutine frames are (frame_pool.hpp).
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
   ~journal_scope() {
     if (parent_ != nullptr) parent_->release();
   }
 
   [[nodiscard]] invocation_progress& invocation() const noexcept { return *inv_; }
-  [[nodiscard]] const call_path& path() const noexcept { return path_; }
+  [[nodiscard]] path_view path() const noexcept { return path_; }
+  /// True if calls made here may have completed earlier in this run: some enclosing call is on
+  /// a retry, so its code runs again (calls it made before return their recorded outcome).
+  [[nodiscard]] bool may_replay() const noexcept { return may_replay_; }
 
   /// The path of the next call or sleep made from here.
   [[nodiscard]] call_path next_child() {
-    call_path child = path_;
-    child.push_back(next_.fetch_add(1, std::memory_order_relaxed));
+    call_path child;
+    child.reserve(path_.size() + 1);
+    child.assign(path_.begin(), path_.end());
+    child.push_back(take_position());
     return child;
   }
 
@@ -75,15 +146,23 @@ class journal_scope {
     return false;
   }
 
+  /// For a call's scope: the scope of its current attempt, one reference owned by the call
+  /// (call_journal), which sets and drops it.
+  journal_scope* current_attempt = nullptr;
+
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
  private:
+  std::uint32_t take_position() noexcept { return next_.fetch_add(1, std::memory_order_relaxed); }
+
   invocation_progress* inv_;
-  call_path path_;
+  path_buffer own_path_;  // empty when the path is the parent's
+  path_view path_;        // own_path_, or the parent's (kept alive by the reference to it)
   journal_scope* parent_;
+  bool may_replay_ = false;
   std::atomic<std::uint32_t> next_{0};
   std::atomic<bool> abandoned_{false};
   std::atomic<int> refs_{1};
@@ -132,7 +211,7 @@ class scope_ref {
 /// The failure that tells the invocation's root that the code no longer matches the journal.
 /// Final, so that no call on the way up retries it; the root forgets the recorded progress and
 /// starts the invocation again from scratch.
-[[nodiscard]] inline failure journal_mismatch(const call_path& path, std::string_view expected, std::string_view found) {
+[[nodiscard]] inline failure journal_mismatch(path_view path, std::string_view expected, std::string_view found) {
   std::string where;
   for (std::size_t i = 0; i < path.size(); ++i) {
     if (i != 0) where += '.';

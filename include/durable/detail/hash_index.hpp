@@ -1,6 +1,6 @@
-// durable/detail/finished_index.hpp — where a journal store finds a finished invocation's
-// outcome: a hash of its id and the position of the outcome record in the journal, 16 bytes per
-// slot, nothing more kept in memory.
+// durable/detail/hash_index.hpp — positions found by a 64-bit hash, 16 bytes per slot: where a
+// journal store finds a finished invocation's outcome record, and where an invocation finds the
+// completions it recorded while it runs.
 #pragma once
 
 #include <cstddef>
@@ -11,14 +11,21 @@
 
 namespace durable::detail {
 
-/// A multimap from id hashes to journal positions: open addressing, linear probing, at most half
-/// full. Several ids may share a hash, so a lookup yields candidates that the caller checks
-/// against the record it reads back. Not thread-safe.
-class finished_index {
+/// A multimap from hashes to positions: open addressing, linear probing, at most half full.
+/// Several keys may share a hash, so a lookup yields candidates that the caller checks against
+/// what it finds at each position. Not thread-safe.
+class hash_index {
  public:
   [[nodiscard]] static std::uint64_t hash_of(std::string_view id) noexcept {
-    const std::uint64_t h = std::hash<std::string_view>{}(id);
-    return h == 0 ? 1 : h;  // 0 marks an empty slot
+    return nonzero(std::hash<std::string_view>{}(id));
+  }
+  /// A hash of a sequence of integers (a call path): FNV-1a over their bytes, then mixed.
+  template <class Range>
+  [[nodiscard]] static std::uint64_t hash_of_numbers(const Range& numbers) noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto n : numbers) h = (h ^ static_cast<std::uint64_t>(n)) * 0x100000001b3ull;
+    h ^= h >> 33;  // the low bits pick the slot: fold the high ones in
+    return nonzero(h * 0xff51afd7ed558ccdull);
   }
 
   void insert(std::uint64_t hash, std::uint64_t position) {
@@ -53,6 +60,8 @@ class finished_index {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
  private:
+  [[nodiscard]] static std::uint64_t nonzero(std::uint64_t h) noexcept { return h == 0 ? 1 : h; }  // 0: empty slot
+
   struct slot {
     std::uint64_t hash = 0;
     std::uint64_t position = 0;
