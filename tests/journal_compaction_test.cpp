@@ -8,6 +8,7 @@
 #include <durable/journal.hpp>
 #include <durable/journal_records.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -241,7 +242,16 @@ TEST_CASE("automatic compaction is due after the threshold, then once the journa
 }
 
 TEST_CASE("condensing keeps a record that is not the runtime's", "[compaction]") {
-  const std::vector<std::string_view> finished = {"a"};
-  const durable::journal_record foreign{9, {std::byte{0xFF}}};
-  CHECK(durable::detail::kept_when_condensed(foreign, finished));
+  durable::memory_journal j;
+  const std::vector<std::byte> foreign{std::byte{0xFF}};
+  static_cast<void>(j.append(9, foreign));
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j, {.compact_after_records = 1}};
+  journaled.register_function(add_one);
+  journaled.register_function(three_adds);
+  CHECK(journaled.start("a", three_adds, 1).get() == 4);
+  const auto records = j.records();
+  CHECK(records.size() == 3);  // condensed: the foreign record, and the invocation's started record and outcome
+  CHECK(std::find(records.begin(), records.end(), durable::journal_record{9, foreign}) != records.end());
 }

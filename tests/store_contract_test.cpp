@@ -62,14 +62,12 @@ durable::call_completed_record decoded(const durable::journal_record& r) {
 }
 
 struct memory_store_fixture {
-  static constexpr bool survives_restart = false;
   test_clock time;
   std::unique_ptr<durable::memory_store> made = std::make_unique<durable::memory_store>(time.now_function());
   durable::invocation_store& store() { return *made; }
 };
 
 struct memory_journal_fixture {
-  static constexpr bool survives_restart = true;
   test_clock time;
   durable::memory_journal log;
   std::unique_ptr<durable::journal_store> made = make();
@@ -84,7 +82,6 @@ struct memory_journal_fixture {
 };
 
 struct file_journal_fixture {
-  static constexpr bool survives_restart = true;
   test_clock time;
   journal_support::temp_dir dir;
   std::unique_ptr<durable::file_journal> log = std::make_unique<durable::file_journal>(dir.file("store.journal"));

@@ -234,7 +234,9 @@ class journal_store final : public invocation_store {
     load_locked();
     if (!compaction_.due(log_->last_lsn())) return std::nullopt;
     try {
-      log_->compact([this](const journal_record& r) { return !finished_record_locked(r) || kept_when_condensed(r); });
+      log_->compact([this](const journal_record& r) {
+        return !finished_record_locked(r) || detail::kept_of_finished_when_condensed(r);
+      });
       reindex_locked();
     } catch (...) {
       std::uint64_t last = 0;
@@ -295,29 +297,13 @@ class journal_store final : public invocation_store {
     return index_.may_contain(detail::hash_index::hash_of(*id));
   }
 
-  // Whether condensing keeps a finished invocation's record: its started record and its outcome.
-  [[nodiscard]] static bool kept_when_condensed(const journal_record& r) {
-    if (r.type == started_type) return true;
-    return r.type == completed_type && is_outcome(r);
-  }
-
-  [[nodiscard]] static bool is_outcome(const journal_record& r) {
-    try {
-      byte_reader in(r.payload);
-      static_cast<void>(codec<std::string>::decode(in));
-      return codec<call_path>::decode(in) == call_path{0};
-    } catch (const std::exception&) {
-      return false;
-    }
-  }
-
   // After a compaction: positions changed, so the outcomes are found again.
   void reindex_locked() {
     index_.clear();
     positions_ = 0;
     log_->visit([this](std::uint64_t position, const journal_record& r) {
       positions_ = position + 1;
-      if (r.type != completed_type || !is_outcome(r)) return;
+      if (r.type != completed_type || !detail::is_outcome_record(r)) return;
       const auto id = detail::record_invocation_id(r);
       if (id && table_.find(*id) == nullptr) index_.insert(detail::hash_index::hash_of(*id), position);
     });
@@ -346,7 +332,7 @@ class journal_store final : public invocation_store {
       auto id = detail::record_invocation_id(r);
       if (!id) return;  // not the runtime's record: nothing to attribute
       if (detail::invocation_table::entry* e = table.find(*id)) {
-        if (r.type == completed_type && is_outcome(r)) {
+        if (r.type == completed_type && detail::is_outcome_record(r)) {
           index.insert(detail::hash_index::hash_of(*id), position);
           table.erase(*id);
           finished.insert(std::move(*id));

@@ -1,12 +1,12 @@
 // durable/detail/journal_compaction.hpp — which records a runtime's compactions keep, and when
 // the automatic one is due.
 //
-// Two compactions, both through `journal::compact` (a filter: a file journal rewrites the file
-// and renames it into place, so a crash meanwhile loses nothing):
+// Two compactions of a journal_store, both through `journal::compact` (a filter: a file journal
+// rewrites the file and renames it into place, so a crash meanwhile loses nothing):
 //  - condensing (automatic): a finished invocation keeps its started record and its own call's
-//    completion, which is all `summarize` needs to see it finished with its outcome; running
-//    invocations keep everything.
-//  - forgetting (`runtime::compact_journal`): a finished invocation keeps nothing.
+//    completion, which is all loading needs to see it finished with its outcome; unfinished
+//    invocations keep everything, and so does a record that is not the runtime's.
+//  - forgetting (`invocations::compact_journal`): a finished invocation keeps nothing.
 #pragma once
 
 #include <algorithm>
@@ -32,26 +32,22 @@ namespace durable::detail {
   }
 }
 
-/// Whether condensing keeps `r`, given the finished invocations with a journaled outcome
-/// (sorted).
-[[nodiscard]] inline bool kept_when_condensed(const journal_record& r, std::span<const std::string_view> finished) {
-  const auto id = record_invocation_id(r);
-  if (!id || !std::binary_search(finished.begin(), finished.end(), std::string_view(*id))) return true;
-  if (r.type == static_cast<std::uint8_t>(journal_record_type::invocation_started)) return true;
+/// True if `r` is an invocation's outcome: the completion of its own call ([0]).
+[[nodiscard]] inline bool is_outcome_record(const journal_record& r) {
   if (r.type != static_cast<std::uint8_t>(journal_record_type::call_completed)) return false;
   try {
     byte_reader in(r.payload);
     static_cast<void>(codec<std::string>::decode(in));
     return codec<call_path>::decode(in) == call_path{0};
   } catch (const std::exception&) {
-    return true;
+    return false;
   }
 }
 
-/// Whether forgetting keeps `r`, given the finished invocations to forget (sorted).
-[[nodiscard]] inline bool kept_when_forgetting(const journal_record& r, std::span<const std::string> finished) {
-  const auto id = record_invocation_id(r);
-  return !id || !std::binary_search(finished.begin(), finished.end(), *id);
+/// Whether condensing keeps `r`, a record of a finished invocation: its started record and its
+/// outcome, all that loading needs to see it finished.
+[[nodiscard]] inline bool kept_of_finished_when_condensed(const journal_record& r) {
+  return r.type == static_cast<std::uint8_t>(journal_record_type::invocation_started) || is_outcome_record(r);
 }
 
 /// When automatic compaction is due: once the journal has handed out `after` lsns since the
