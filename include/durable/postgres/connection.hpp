@@ -1,0 +1,192 @@
+// durable/postgres/connection.hpp — one libpq connection, and statements on it with typed
+// parameters and binary results. What durable::postgres::store is written in; nothing here
+// knows about invocations.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../journal.hpp"
+
+namespace durable::postgres {
+
+/// A database error: the server refused a statement, or the connection failed. `sqlstate()` is
+/// the server's five-character code ("40001" a serialization failure, "57P01" a terminated
+/// backend), empty when the connection itself failed. A journal_error, so that an invocation
+/// treats it as a store failure, never as its own code's.
+class database_error : public journal_error {
+ public:
+  database_error(const std::string& message, std::string sqlstate)
+      : journal_error(message), sqlstate_(std::move(sqlstate)) {}
+  [[nodiscard]] const std::string& sqlstate() const noexcept { return sqlstate_; }
+  /// True when the connection is gone (a terminated backend, a server restart, a network
+  /// failure): the statement may or may not have been applied.
+  [[nodiscard]] bool connection_lost() const noexcept {
+    return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "57P01" || sqlstate_ == "57P02" ||
+           sqlstate_ == "57P03";
+  }
+
+ private:
+  std::string sqlstate_;
+};
+
+/// The parameters of one statement: text for numbers and strings, binary for bytes.
+class parameters {
+ public:
+  parameters& text(std::string_view s) {
+    owned_.emplace_back(s);
+    push(owned_.back().data(), owned_.back().size(), 0);
+    return *this;
+  }
+  parameters& number(std::int64_t n) { return text(std::to_string(n)); }
+  parameters& boolean(bool b) { return text(b ? "t" : "f"); }
+  parameters& null() {
+    values_.push_back(nullptr);
+    lengths_.push_back(0);
+    formats_.push_back(0);
+    return *this;
+  }
+  parameters& bytes(std::span<const std::byte> b) {
+    // A zero-length binary parameter still needs a non-null pointer (null means SQL NULL).
+    static const char empty = 0;
+    push(b.empty() ? &empty : reinterpret_cast<const char*>(b.data()), b.size(), 1);
+    return *this;
+  }
+  template <class Range>
+  parameters& text_array(const Range& items) {  // a text[] literal: {"a","b"}
+    std::string literal = "{";
+    for (const auto& item : items) {
+      if (literal.size() > 1) literal += ',';
+      literal += '"';
+      for (const char c : std::string_view(item)) {
+        if (c == '"' || c == '\\') literal += '\\';
+        literal += c;
+      }
+      literal += '"';
+    }
+    literal += '}';
+    return text(literal);
+  }
+
+  [[nodiscard]] int size() const noexcept { return static_cast<int>(values_.size()); }
+  [[nodiscard]] const char* const* values() const noexcept { return values_.data(); }
+  [[nodiscard]] const int* lengths() const noexcept { return lengths_.data(); }
+  [[nodiscard]] const int* formats() const noexcept { return formats_.data(); }
+
+ private:
+  void push(const char* p, std::size_t n, int format) {
+    values_.push_back(p);
+    lengths_.push_back(static_cast<int>(n));
+    formats_.push_back(format);
+  }
+  std::deque<std::string> owned_;  // a deque: the strings never move, so pointers into them stay valid
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+};
+
+/// A statement's result, read in binary: integers in network byte order, bytes as they are.
+class result {
+ public:
+  explicit result(PGresult* r) noexcept : r_(r, &PQclear) {}
+
+  [[nodiscard]] int rows() const noexcept { return PQntuples(r_.get()); }
+  [[nodiscard]] bool null(int row, int col) const noexcept { return PQgetisnull(r_.get(), row, col) != 0; }
+  [[nodiscard]] std::span<const std::byte> bytes(int row, int col) const noexcept {
+    return {reinterpret_cast<const std::byte*>(PQgetvalue(r_.get(), row, col)),
+            static_cast<std::size_t>(PQgetlength(r_.get(), row, col))};
+  }
+  [[nodiscard]] std::string text(int row, int col) const {
+    return {PQgetvalue(r_.get(), row, col), static_cast<std::size_t>(PQgetlength(r_.get(), row, col))};
+  }
+  /// An int2, int4 or int8 column.
+  [[nodiscard]] std::int64_t number(int row, int col) const noexcept {
+    const auto b = bytes(row, col);
+    std::uint64_t v = 0;
+    for (const std::byte x : b) v = (v << 8) | static_cast<std::uint8_t>(x);
+    if (b.size() < 8 && b.size() > 0 && (static_cast<std::uint8_t>(b[0]) & 0x80) != 0)
+      v |= ~std::uint64_t{0} << (8 * b.size());  // sign-extend
+    return static_cast<std::int64_t>(v);
+  }
+  [[nodiscard]] bool boolean(int row, int col) const noexcept {
+    const auto b = bytes(row, col);
+    return !b.empty() && b[0] != std::byte{0};
+  }
+  [[nodiscard]] std::int64_t affected() const { return std::atoll(PQcmdTuples(r_.get())); }
+  [[nodiscard]] PGresult* raw() const noexcept { return r_.get(); }
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+/// One connection to the server. Not thread-safe: its user locks around it.
+class connection {
+ public:
+  /// Connects with a libpq connection string ("host=127.0.0.1 port=5432 dbname=app"). Throws
+  /// database_error if the server cannot be reached.
+  explicit connection(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str()), &PQfinish) {
+    if (conn_ == nullptr) throw database_error("durable::postgres: out of memory connecting", {});
+    if (PQstatus(conn_.get()) != CONNECTION_OK) {
+      throw database_error("durable::postgres: cannot connect (" + conninfo_without_password(conninfo) +
+                               "): " + trimmed(PQerrorMessage(conn_.get())),
+                           {});
+    }
+    static_cast<void>(PQsetErrorVerbosity(conn_.get(), PQERRORS_DEFAULT));
+    exec("SET client_min_messages = warning");
+  }
+
+  /// Runs `sql` with `params`; throws database_error if it fails.
+  result exec(const std::string& sql, const parameters& params = {}) {
+    result r(PQexecParams(conn_.get(), sql.c_str(), params.size(), nullptr, params.values(), params.lengths(),
+                          params.formats(), 1));
+    check(r, sql);
+    return r;
+  }
+
+  /// Runs several statements separated by semicolons, no parameters (schema creation).
+  void exec_script(const std::string& sql) {
+    result r(PQexec(conn_.get(), sql.c_str()));
+    check(r, sql);
+  }
+
+  [[nodiscard]] bool ok() const noexcept { return PQstatus(conn_.get()) == CONNECTION_OK; }
+  [[nodiscard]] PGconn* native() const noexcept { return conn_.get(); }
+
+ private:
+  void check(const result& r, const std::string& sql) {
+    const ExecStatusType status = PQresultStatus(r_of(r));
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
+    const char* state = PQresultErrorField(r_of(r), PG_DIAG_SQLSTATE);
+    const std::string message = r_of(r) != nullptr ? trimmed(PQresultErrorMessage(r_of(r))) : trimmed(PQerrorMessage(conn_.get()));
+    throw database_error("durable::postgres: " + message + " (in: " + sql.substr(0, 120) + ")",
+                         state != nullptr ? std::string(state) : std::string());
+  }
+  static PGresult* r_of(const result& r) noexcept { return r.raw(); }
+  static std::string trimmed(const char* s) {
+    std::string out = s != nullptr ? s : "";
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+  }
+  static std::string conninfo_without_password(const std::string& conninfo) {
+    const auto at = conninfo.find("password=");
+    if (at == std::string::npos) return conninfo;
+    auto end = conninfo.find(' ', at);
+    return conninfo.substr(0, at) + "password=***" + (end == std::string::npos ? "" : conninfo.substr(end));
+  }
+
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn_;
+};
+
+}  // namespace durable::postgres
