@@ -1,0 +1,105 @@
+// Journaled invocations over the PostgreSQL store: what one worker started, another resumes or
+// reads, with every completed step run once.
+#include <catch2/catch.hpp>
+
+#include <durable/durable.hpp>
+#include <durable/invocations.hpp>
+#include <durable/postgres/store.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "postgres_support.hpp"
+
+using namespace std::chrono_literals;
+using durable::durable_task;
+
+namespace {
+
+int step_runs[2] = {0, 0};
+inline constexpr durable::function step{"pg.step", [](int i, std::string s) -> durable_task<std::string> {
+  ++step_runs[i];
+  co_return s + std::to_string(i);
+}};
+inline constexpr durable::function flow{"pg.flow", [](std::string in) -> durable_task<std::string> {
+  const std::string a = co_await step(0, in);
+  co_await durable::sleep_for(1h);
+  co_return co_await step(1, a);
+}};
+
+void drive_for(durable::runtime& rt, std::chrono::nanoseconds d) {
+  auto tick = [](std::chrono::nanoseconds how_long) -> durable_task<> { co_await durable::sleep_for(how_long); };
+  rt.run(tick(d));
+}
+
+/// One worker process: a store on the shared schema, a runtime on a manual clock, invocations.
+struct worker {
+  explicit worker(const std::string& schema, durable::time_point start = {})
+      : clock(start), store({.connection = postgres_support::connection_string(), .schema = schema}) {
+    journaled.register_function(step);
+    journaled.register_function(flow);
+  }
+  durable::manual_clock clock;
+  durable::postgres::store store;
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, store};
+};
+
+struct schema_owner {
+  std::string name = postgres_support::fresh_schema("i");
+  ~schema_owner() {
+    try {
+      durable::postgres::connection(postgres_support::connection_string()).exec_script("DROP SCHEMA IF EXISTS " + name + " CASCADE");
+    } catch (...) {
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an invocation one worker ran is read by another, and runs nothing again", "[postgres][invocations]") {
+  step_runs[0] = step_runs[1] = 0;
+  schema_owner schema;
+  worker a(schema.name);
+  CHECK(a.journaled.start("order-1", flow, std::string("x")).get() == "x01");
+  worker b(schema.name);
+  CHECK(b.journaled.start("order-1", flow, std::string("other")).get() == "x01");
+  CHECK(b.journaled.finished_invocations() == 1);
+  CHECK(step_runs[0] == 1);
+  CHECK(step_runs[1] == 1);
+}
+
+TEST_CASE("a worker that stopped half way is resumed by another from its recorded steps", "[postgres][invocations]") {
+  step_runs[0] = step_runs[1] = 0;
+  schema_owner schema;
+  {
+    worker a(schema.name);
+    static_cast<void>(a.journaled.start("order-2", flow, std::string("y")));
+    drive_for(a.rt, 1min);  // step 0 done; the flow sleeps for an hour
+    REQUIRE(step_runs[0] == 1);
+  }  // the worker stops: its invocation goes back to the database, ready
+  worker b(schema.name, durable::time_point{} + 10min);
+  b.journaled.recover();
+  CHECK(b.journaled.start("order-2", flow, std::string("ignored")).get() == "y01");
+  CHECK(step_runs[0] == 1);
+  CHECK(step_runs[1] == 1);
+  CHECK(b.clock.now() == durable::time_point{} + 1h);  // the recorded wake-up time held
+}
+
+TEST_CASE("a cancel from another worker ends an invocation nobody runs, for good", "[postgres][invocations][cancel]") {
+  step_runs[0] = step_runs[1] = 0;
+  schema_owner schema;
+  {
+    worker a(schema.name);
+    static_cast<void>(a.journaled.start("order-3", flow, std::string("z")));
+    drive_for(a.rt, 1min);
+  }
+  worker b(schema.name);
+  CHECK(b.journaled.cancel("order-3"));
+  b.journaled.recover();
+  drive_for(b.rt, 2h);
+  CHECK(step_runs[1] == 0);
+  CHECK_THROWS_AS(b.journaled.start("order-3", flow, std::string("z")).get(), durable::failure);
+  CHECK(b.store.read("order-3")->state == durable::stored_state::finished);
+}
