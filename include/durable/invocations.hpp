@@ -378,6 +378,17 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   // `start` of its id returns it in this process, and given back to the store, which runs it
   // again after a restart. Then the store's upkeep (compaction) runs here if it is due.
   void finish_invocation(const std::shared_ptr<invocation_journal>& inv, bool journaled) {
+    if (!journaled && inv->lost_ownership()) {
+      // Another worker took it over (this one's lease ran out): it runs there now, and its
+      // outcome is read from the store by whoever waits for it here.
+      inv->follow_store();
+      {
+        std::lock_guard lock(mutex_);
+        running_.erase(inv->id());
+      }
+      rt_->set_done(inv->done);
+      return;
+    }
     {
       std::lock_guard lock(mutex_);
       running_.erase(inv->id());

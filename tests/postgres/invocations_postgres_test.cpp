@@ -36,7 +36,9 @@ void drive_for(durable::runtime& rt, std::chrono::nanoseconds d) {
 /// One worker process: a store on the shared schema, a runtime on a manual clock, invocations.
 struct worker {
   explicit worker(const std::string& schema, durable::time_point start = {})
-      : clock(start), store({.connection = postgres_support::connection_string(), .schema = schema}) {
+      : worker(durable::postgres::store_options{.connection = postgres_support::connection_string(), .schema = schema},
+               start) {}
+  worker(durable::postgres::store_options options, durable::time_point start) : clock(start), store(std::move(options)) {
     journaled.register_function(step);
     journaled.register_function(flow);
   }
@@ -102,4 +104,30 @@ TEST_CASE("a cancel from another worker ends an invocation nobody runs, for good
   CHECK(step_runs[1] == 0);
   CHECK_THROWS_AS(b.journaled.start("order-3", flow, std::string("z")).get(), durable::failure);
   CHECK(b.store.read("order-3")->state == durable::stored_state::finished);
+}
+
+TEST_CASE("a worker whose invocation was taken over writes nothing more, and its handle gives the new owner's result",
+          "[postgres][invocations]") {
+  step_runs[0] = step_runs[1] = 0;
+  schema_owner schema;
+  durable::manual_clock store_clock;  // the database's clock, as both workers' stores see it
+  const durable::postgres::store_options options{.connection = postgres_support::connection_string(),
+                                                 .schema = schema.name,
+                                                 .now = [&store_clock] { return store_clock.now(); },
+                                                 .lease = 1s};
+  worker a(options, durable::time_point{});
+  auto handle = a.journaled.start("order-4", flow, std::string("w"));
+  drive_for(a.rt, 1min);  // step 0 done; the flow sleeps for an hour
+  store_clock.advance(2s);  // worker a's lease runs out (it stopped heartbeating in time)
+  worker b(options, durable::time_point{} + 10min);
+  b.journaled.recover();  // takes the invocation over, epoch + 1
+  CHECK(b.journaled.start("order-4", flow, std::string("w")).get() == "w01");
+  drive_for(a.rt, 2h);  // worker a wakes up: its next write is refused
+  CHECK(handle.get() == "w01");  // the outcome the store holds, not a journal failure
+  CHECK(step_runs[0] == 1);
+  durable::postgres::connection db(options.connection);
+  const auto epochs = db.exec("SELECT DISTINCT epoch FROM " + schema.name + ".record WHERE invocation_id = 'order-4'");
+  CHECK(epochs.rows() == 2);  // worker a's step 0 (epoch 1) and worker b's step 1 (epoch 2): nothing later of a
+  CHECK(db.exec("SELECT max(epoch) FROM " + schema.name + ".record WHERE invocation_id = 'order-4' AND seq > 1")
+            .number(0, 0) == 2);
 }

@@ -176,8 +176,13 @@ class invocation_journal final : public invocation_progress {
       }
     } catch (...) {
       std::string why = "the journal could not record the progress of invocation '" + started_.id + "'";
+      bool lost = false;
       try {
         throw;
+      } catch (const ownership_lost& e) {
+        lost = true;
+        why += ": ";
+        why += e.what();
       } catch (const std::exception& e) {
         why += ": ";
         why += e.what();
@@ -186,6 +191,7 @@ class invocation_journal final : public invocation_progress {
       {
         std::lock_guard lock(mutex_);
         if (broken_why_.empty()) broken_why_ = why;
+        lost_ = lost_ || lost;
       }
       broken_.store(true, std::memory_order_release);
       throw journal_failure(1, {}, std::current_exception(), why);
@@ -205,6 +211,20 @@ class invocation_journal final : public invocation_progress {
 
   /// True once a write to the journal failed: nothing more is written for this invocation.
   [[nodiscard]] bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
+  /// True if that write was refused because another worker holds the invocation now
+  /// (ownership_lost): its outcome is the store's to tell, not this process's.
+  [[nodiscard]] bool lost_ownership() const {
+    std::lock_guard lock(mutex_);
+    return lost_;
+  }
+
+  /// Forgets the outcome this process made up, and reads it from the store when asked: another
+  /// worker runs the invocation now.
+  void follow_store() {
+    std::lock_guard lock(mutex_);
+    outcome_.reset();
+    elsewhere_ = true;
+  }
 
   /// Journals a call's completion (durably: its caller resumes after this) and remembers it.
   /// The invocation's own call ([0]) is completed once: by the call, or by `cancel`, whichever
@@ -328,6 +348,7 @@ class invocation_journal final : public invocation_progress {
   std::stop_source stop_;
   bool cancel_requested_at_claim_ = false;  // under mutex_
   bool elsewhere_ = false;                  // under mutex_: another worker runs it
+  bool lost_ = false;                       // under mutex_: a write found it held by another worker
   bool outcome_claimed_ = false;  // under mutex_
   bool outcome_pending_ = false;  // under mutex_: a claimed write of [0] is in flight
   mutable std::condition_variable settled_;
