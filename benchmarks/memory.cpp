@@ -156,6 +156,12 @@ void finished_invocations(benchmark::State& state) {
 // invocations (three steps each, condensed as automatic compaction leaves them) and of 100
 // unfinished ones, and recovered: the unfinished invocations and an index of the finished ones
 // (their outcomes stay in the file). Also reported: how long opening and recovering took.
+void register_start_up_functions(durable::invocations& journaled) {
+  journaled.register_function(step);
+  journaled.register_function(three_steps);
+  journaled.register_function(fetch_later);
+}
+
 void start_up_after_finished(benchmark::State& state) {
   const auto n = static_cast<int>(state.range(0));
   const std::filesystem::path dir =
@@ -168,9 +174,7 @@ void start_up_after_finished(benchmark::State& state) {
     durable::manual_clock clock;
     durable::runtime rt{clock};
     durable::invocations journaled{rt, journal};
-    journaled.register_function(step);
-    journaled.register_function(three_steps);
-    journaled.register_function(fetch_later);
+    register_start_up_functions(journaled);
     for (int i = 0; i < n; ++i) {
       benchmark::DoNotOptimize(journaled.start("order-" + std::to_string(1'000'000 + i), three_steps, i).get());
     }
@@ -187,9 +191,7 @@ void start_up_after_finished(benchmark::State& state) {
     durable::manual_clock clock;
     durable::runtime rt{clock};
     durable::invocations journaled{rt, journal};
-    journaled.register_function(step);
-    journaled.register_function(three_steps);
-    journaled.register_function(fetch_later);
+    register_start_up_functions(journaled);
     journaled.recover();
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     held = static_cast<double>(heap_in_use()) - static_cast<double>(before);

@@ -106,9 +106,7 @@ class memory_store final : public invocation_store {
   void release(const lease& owner) override {
     {
       std::lock_guard lock(mutex_);
-      detail::invocation_table::entry* e = table_.find(owner.invocation);
-      if (e == nullptr || e->state != stored_state::running || e->epoch != owner.epoch) return;
-      table_.release(owner.invocation, *e);
+      if (!table_.release_if_current(owner)) return;
     }
     work_.notify_all();
   }

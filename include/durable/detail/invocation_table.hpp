@@ -156,6 +156,14 @@ class invocation_table {
     ready_.emplace(e.order, id);
   }
 
+  /// Releases the invocation `owner` holds, if that lease is still current; false otherwise.
+  bool release_if_current(const lease& owner) {
+    entry* e = find(owner.invocation);
+    if (e == nullptr || e->state != stored_state::running || e->epoch != owner.epoch) return false;
+    release(owner.invocation, *e);
+    return true;
+  }
+
   /// Removes `id` (it finished, or is forgotten).
   void erase(std::string_view id) {
     const auto it = entries_.find(id);
