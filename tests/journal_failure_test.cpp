@@ -173,3 +173,39 @@ TEST_CASE("on a real full filesystem the invocation fails with journal_failure a
   }
   CHECK(big_charges == 1);
 }
+
+namespace {
+inline constexpr durable::function jf_step_a{"jf.step_a", [](int x) -> durable_task<int> { co_return x + 1; }};
+inline constexpr durable::function jf_step_b{"jf.step_b", [](int x) -> durable_task<int> { co_return x + 2; }};
+inline constexpr durable::function jf_flow_v1{"jf.flow", [](int x) -> durable_task<int> {
+  const int a = co_await jf_step_a(x);
+  co_await durable::sleep_for(std::chrono::hours(1));
+  co_return a;
+}};
+inline constexpr durable::function jf_flow_v2{"jf.flow", [](int x) -> durable_task<int> { co_return co_await jf_step_b(x); }};
+}  // namespace
+
+TEST_CASE("a journal that fails to record the reset after a code change fails the invocation, not the process",
+          "[journal_failure]") {
+  faulty_journal j;
+  {
+    durable::manual_clock clock;
+    durable::runtime rt{clock};
+    durable::invocations journaled{rt, j};
+    journaled.register_function(jf_step_a);
+    journaled.register_function(jf_flow_v1);
+    auto inv = journaled.start("flow-1", jf_flow_v1, 1);
+    auto tick = [](std::chrono::nanoseconds d) -> durable_task<> { co_await durable::sleep_for(d); };
+    rt.run(tick(std::chrono::minutes(1)));
+    REQUIRE_FALSE(inv.finished());
+  }  // crash; the new program calls step_b where the journal has step_a, and the disk is full
+  j.fail_append_from = j.appends + 1;
+  durable::manual_clock clock;
+  durable::runtime rt{clock};
+  durable::invocations journaled{rt, j};
+  journaled.register_function(jf_step_b);
+  journaled.register_function(jf_flow_v2);
+  journaled.recover();
+  rt.run_until_idle();  // std::terminate here before the fix (the reset's journal_failure left the root)
+  CHECK_THROWS_AS(journaled.start("flow-1", jf_flow_v2, 1).get(), durable::journal_failure);
+}

@@ -366,7 +366,17 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         }
         break;
       }
-      inv->reset("the code no longer matches the journal");
+      try {
+        inv->reset("the code no longer matches the journal");
+      } catch (const failure& f) {  // the store failed (journal_failure): the invocation is broken
+        if (auto done = inv->own_outcome()) {  // a cancel completed [0] meanwhile: that is the outcome
+          inv->set_outcome(std::move(*done));
+          journaled = true;
+        } else {
+          inv->set_outcome(root_failure_record(*inv, f.code(), f.reason(), f.what()));
+        }
+        break;
+      }
       rt.emit(event_kind::restarted, name, 0, status::incompatible_state);
     }
     self->finish_invocation(inv, journaled);

@@ -75,8 +75,8 @@ inline void write_call_completed(byte_writer& out, std::string_view id, path_vie
                                  status code, failure_reason reason, std::uint32_t attempts, std::string_view message,
                                  std::span<const std::byte> value) {
   static_assert(sizeof(status) == 1 && sizeof(failure_reason) == 1 && sizeof(std::byte) == 1);
-  constexpr std::size_t varint_max = 10;
-  const std::size_t at_most = 5 * varint_max + path.size() * 5 + id.size() + function.size() + message.size() +
+  constexpr std::size_t varint_max = 10;  // six varints: four lengths, the path count, attempts
+  const std::size_t at_most = 6 * varint_max + path.size() * 5 + id.size() + function.size() + message.size() +
                               value.size() + 2;
   std::byte* p = out.begin_raw(at_most);
   const auto put_varint = [&p](std::uint64_t v) {
