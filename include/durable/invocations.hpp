@@ -355,26 +355,19 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         }
       }
       if (!mismatch) {
-        if (auto done = inv->own_outcome()) {
-          inv->set_outcome(std::move(*done));
-          journaled = true;
-        } else if (unjournaled) {
-          inv->set_outcome(std::move(*unjournaled));
-        } else {  // cannot happen: a call that succeeded has journaled [0], or waited for a cancel
-          inv->set_outcome(root_failure_record(*inv, status::permanent_error, failure_reason::fatal_status,
-                                               "the invocation ended without a recorded outcome"));
-        }
+        // The recorded [0] if there is one (the call's own, or a cancel's), else the outcome
+        // made here. Without a recorded one, the made-up one needs an outcome of some kind: a
+        // call that succeeded has journaled [0], so that is only a failure nothing journaled.
+        journaled = inv->settle_outcome(unjournaled ? std::move(*unjournaled)
+                                                    : root_failure_record(*inv, status::permanent_error,
+                                                                          failure_reason::fatal_status,
+                                                                          "the invocation ended without a recorded outcome"));
         break;
       }
       try {
         inv->reset("the code no longer matches the journal");
       } catch (const failure& f) {  // the store failed (journal_failure): the invocation is broken
-        if (auto done = inv->own_outcome()) {  // a cancel completed [0] meanwhile: that is the outcome
-          inv->set_outcome(std::move(*done));
-          journaled = true;
-        } else {
-          inv->set_outcome(root_failure_record(*inv, f.code(), f.reason(), f.what()));
-        }
+        journaled = inv->settle_outcome(root_failure_record(*inv, f.code(), f.reason(), f.what()));
         break;
       }
       rt.emit(event_kind::restarted, name, 0, status::incompatible_state);

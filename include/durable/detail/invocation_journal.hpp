@@ -274,6 +274,25 @@ class invocation_journal final : public invocation_progress {
     return it->second;
   }
 
+  /// Gives the invocation its outcome: the recorded completion of its own call if there is one
+  /// (once a write of it in flight has ended), else `unjournaled`, which then also keeps a
+  /// cancel from claiming [0] afterwards (so the store and this process agree). True if the
+  /// recorded one was taken.
+  bool settle_outcome(call_completed_record unjournaled) {
+    std::optional<call_completed_record> recorded;
+    {
+      std::unique_lock lock(mutex_);
+      settled_.wait(lock, [this] { return !outcome_pending_; });
+      if (const auto it = completed_.find(call_path{0}); it != completed_.end()) {
+        recorded = it->second;
+      } else {
+        outcome_claimed_ = true;  // a cancel from now on finds the invocation ended
+      }
+    }
+    set_outcome(recorded ? std::move(*recorded) : std::move(unjournaled));
+    return recorded.has_value();
+  }
+
   /// What stops the invocation's code when it is cancelled.
   [[nodiscard]] std::stop_token stop_token() const noexcept { return stop_.get_token(); }
 
