@@ -18,6 +18,8 @@
 // `journal_store`; `memory_store` and a shared database implement the store interface directly.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -28,6 +30,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -61,6 +64,16 @@ struct invocations_options {
   /// forgets). It runs on the thread that finished the invocation, and a failure is a
   /// `compaction_failed` event, not an error. 0 turns it off.
   std::uint64_t compact_after_records = 100'000;
+};
+
+/// How `invocations::serve` takes work from a store that several workers share.
+struct serve_options {
+  /// At most this many invocations run here at once (claimed or started here, not finished):
+  /// a claim takes only what is free.
+  std::size_t capacity = 16;
+  /// With nothing to claim, how long one wait for work (the store's `wait_for_work`) lasts
+  /// before the next claim; `serve` returns within about this long of a stop request.
+  std::chrono::milliseconds poll = std::chrono::milliseconds(200);
 };
 
 namespace detail {
@@ -239,7 +252,12 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
                                " of invocation '" + id + "', which the journal never started";
       rt_->emit_failure(event_kind::records_skipped, id, 0, status::ok, std::nullopt, nullptr, what);
     }
-    std::vector<claimed_invocation> claimed = store_->claim(std::numeric_limits<std::size_t>::max());
+    static_cast<void>(claim(std::numeric_limits<std::size_t>::max(), "recover"));
+  }
+
+  // Takes up to `max` invocations from the store and runs them; how many it took.
+  std::size_t claim(std::size_t max, const char* who) {
+    std::vector<claimed_invocation> claimed = store_->claim(max);
     std::vector<std::pair<std::shared_ptr<invocation_journal>, make_body>> resume;
     {
       std::lock_guard lock(mutex_);
@@ -247,8 +265,8 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         if (const std::string function = decode<invocation_started_record>(c.started.payload).function;
             !functions_.contains(function)) {
           for (const claimed_invocation& back : claimed) store_->release(back.owner);
-          throw std::logic_error("durable::invocations::recover: invocation '" + c.owner.invocation + "' runs '" +
-                                 function + "', which is not registered");
+          throw std::logic_error(std::string("durable::invocations::") + who + ": invocation '" + c.owner.invocation +
+                                 "' runs '" + function + "', which is not registered");
         }
       }
       for (claimed_invocation& c : claimed) {
@@ -259,6 +277,31 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
       }
     }
     for (auto& [inv, make] : resume) run(inv, std::move(make));
+    return resume.size();
+  }
+
+  std::size_t serve(const std::stop_token& stop, const serve_options& options) {
+    if (rt_->worker_count() == 0) {
+      throw std::logic_error("durable::invocations::serve: the runtime has no worker threads to run what it claims "
+                             "(runtime_options::workers)");
+    }
+    if (options.capacity == 0) throw std::invalid_argument("durable::invocations::serve: capacity must be at least 1");
+    std::size_t taken = 0;
+    while (!stop.stop_requested()) {
+      std::size_t free = 0;
+      {
+        std::unique_lock lock(mutex_);
+        // Full: wait until one of ours finishes (or the stop, or a poll's time, for safety).
+        finished_here_.wait_for(lock, stop, options.poll, [&] { return running_.size() < options.capacity; });
+        if (stop.stop_requested()) break;
+        free = running_.size() < options.capacity ? options.capacity - running_.size() : 0;
+      }
+      if (free == 0) continue;
+      const std::size_t now = claim(free, "serve");
+      taken += now;
+      if (now == 0) store_->wait_for_work(options.poll);
+    }
+    return taken;
   }
 
   void compact_journal() {
@@ -389,6 +432,7 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         std::lock_guard lock(mutex_);
         running_.erase(inv->id());
       }
+      finished_here_.notify_all();
       rt_->set_done(inv->done);
       return;
     }
@@ -397,7 +441,15 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
       running_.erase(inv->id());
       if (!journaled) unjournaled_.insert_or_assign(inv->id(), inv);
     }
-    if (!journaled && !inv->broken()) store_->release(inv->owner());
+    finished_here_.notify_all();
+    if (!journaled) {
+      // Even when the store failed: a store that can reach its database again hands the
+      // invocation back, instead of keeping it this worker's until the worker stops.
+      try {
+        store_->release(inv->owner());
+      } catch (...) {
+      }
+    }
     rt_->set_done(inv->done);
     if (journaled) housekeeping();
   }
@@ -429,6 +481,7 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   invocation_store* store_;
   std::unique_ptr<invocation_store> owned_;  // when built over a journal: the journal_store
   mutable std::mutex mutex_;
+  std::condition_variable_any finished_here_;  // an invocation running here ended (for serve)
   std::map<std::string, make_body> functions_;                                // under mutex_
   std::map<std::string, std::shared_ptr<invocation_journal>> running_;        // under mutex_
   std::map<std::string, std::shared_ptr<invocation_journal>> unjournaled_;    // under mutex_
@@ -477,6 +530,19 @@ class invocations {
   /// resumed). Records about an invocation the journal never started are skipped, each such id
   /// reported as a `records_skipped` event.
   void recover() { registry_->recover(); }
+
+  /// Takes up to `max` unfinished invocations nobody runs (ready, released, parked and due, or
+  /// left by a worker whose lease ran out) and runs them here, as `recover` does; returns how
+  /// many it took. An invocation of a function that is not registered is a std::logic_error
+  /// (and none is taken).
+  std::size_t claim(std::size_t max) { return registry_->claim(max, "claim"); }
+
+  /// Serves a store shared by several worker processes until `stop` is requested: claims ready
+  /// invocations while fewer than `options.capacity` run here, runs them on the runtime's
+  /// workers (a runtime with none is a std::logic_error), and between claims waits for work.
+  /// Returns how many invocations it took; those still running go on (wait for them, or
+  /// destroy the store to hand them to another worker). Throws what `claim` throws.
+  std::size_t serve(const std::stop_token& stop, serve_options options = {}) { return registry_->serve(stop, options); }
 
   /// Deletes every finished invocation from the store (a `file_journal` writes a new file and
   /// renames it over the old one: a crash meanwhile loses nothing). A deleted invocation is

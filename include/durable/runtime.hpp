@@ -442,6 +442,9 @@ class runtime {
     last_callback_ = added;
   }
 
+  /// How many worker threads run its work (0: the threads that call `run` run it).
+  [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+
   /// The runtime's clock.
   [[nodiscard]] time_point now() const noexcept {
     if (manual_ != nullptr) return manual_->now();

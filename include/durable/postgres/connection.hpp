@@ -34,8 +34,10 @@ class database_error : public journal_error {
   /// True when the connection is gone (a terminated backend, a server restart, a network
   /// failure): the statement may or may not have been applied.
   [[nodiscard]] bool connection_lost() const noexcept {
+    // 08: connection exceptions; 57P01..03: the backend was terminated, the server is shutting
+    // down or cannot accept connections yet; 53300: too many connections (at connect).
     return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "57P01" || sqlstate_ == "57P02" ||
-           sqlstate_ == "57P03";
+           sqlstate_ == "57P03" || sqlstate_ == "53300";
   }
 
  private:
@@ -136,7 +138,9 @@ class connection {
  public:
   /// Connects with a libpq connection string ("host=127.0.0.1 port=5432 dbname=app"). Throws
   /// database_error if the server cannot be reached.
-  explicit connection(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str()), &PQfinish) {
+  /// A connection string without a `connect_timeout` gets one of 10 s, so that a server that
+  /// does not answer is an error and not a hang.
+  explicit connection(const std::string& conninfo) : conn_(connect_with_timeout(conninfo), &PQfinish) {
     if (conn_ == nullptr) throw database_error("durable::postgres: out of memory connecting", {});
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
       throw database_error("durable::postgres: cannot connect (" + conninfo_without_password(conninfo) +
@@ -162,6 +166,8 @@ class connection {
   }
 
   [[nodiscard]] bool ok() const noexcept { return PQstatus(conn_.get()) == CONNECTION_OK; }
+  /// The server process of this connection (what `pg_terminate_backend` takes).
+  [[nodiscard]] int backend_pid() const noexcept { return PQbackendPID(conn_.get()); }
   [[nodiscard]] PGconn* native() const noexcept { return conn_.get(); }
 
  private:
@@ -172,6 +178,13 @@ class connection {
     const std::string message = r_of(r) != nullptr ? trimmed(PQresultErrorMessage(r_of(r))) : trimmed(PQerrorMessage(conn_.get()));
     throw database_error("durable::postgres: " + message + " (in: " + sql.substr(0, 120) + ")",
                          state != nullptr ? std::string(state) : std::string());
+  }
+  // Keywords are processed in order and the expanded connection string comes last, so a
+  // `connect_timeout` of the caller's overrides the default.
+  static PGconn* connect_with_timeout(const std::string& conninfo) {
+    const char* const keywords[] = {"connect_timeout", "dbname", nullptr};
+    const char* const values[] = {"10", conninfo.c_str(), nullptr};
+    return PQconnectdbParams(keywords, values, 1);
   }
   static PGresult* r_of(const result& r) noexcept { return r.raw(); }
   static std::string trimmed(const char* s) {
