@@ -184,8 +184,9 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
     }
   }
 
+  // `run_here` false: submit, which leaves a new or unheld invocation ready in the store.
   template <class Function, class... A>
-  auto start(std::string id, const Function& f, A&&... args) {
+  auto start(bool run_here, std::string id, const Function& f, A&&... args) {
     using callable = std::remove_cvref_t<decltype(f.callable())>;
     using args_tuple = typename parameters_of<callable>::tuple;
     using value = typename decltype(std::apply(f, std::declval<args_tuple>()))::value_type;
@@ -234,6 +235,11 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
       std::lock_guard lock(mutex_);
       running_.erase(id);
       throw;
+    }
+    if (reply.claimed && !run_here) {
+      store_->release(inv->owner());
+      reply.existing = invocation_view{id, std::string(f.name()), stored_state::ready, std::nullopt, false};
+      reply.claimed.reset();
     }
     if (!reply.claimed) {  // finished, or run by another worker: this handle only reads it
       std::lock_guard lock(mutex_);
@@ -519,7 +525,16 @@ class invocations {
   /// an unfinished one that nobody runs (before `recover`) is taken and resumed.
   template <class Function, class... A>
   auto start(std::string id, const Function& f, A&&... args) {
-    return registry_->start(std::move(id), f, std::forward<A>(args)...);
+    return registry_->start(true, std::move(id), f, std::forward<A>(args)...);
+  }
+
+  /// Like `start`, but runs nothing here: a new invocation is left ready in the store for
+  /// whichever worker claims it next (`serve`, `claim`, `recover`), and so is an unfinished one
+  /// that nobody runs. The handle reads the outcome from the store: `get` waits for it (polling
+  /// the store, every 100 ms at most).
+  template <class Function, class... A>
+  auto submit(std::string id, const Function& f, A&&... args) {
+    return registry_->start(false, std::move(id), f, std::forward<A>(args)...);
   }
 
   /// Takes every unfinished invocation of the store that nobody runs, and resumes it: calls it
