@@ -148,6 +148,9 @@ class connection {
                            {});
     }
     static_cast<void>(PQsetErrorVerbosity(conn_.get(), PQERRORS_DEFAULT));
+    // libpq prints the server's notices (a backend being terminated, say) on stderr by
+    // default: a library must not write to its user's stderr. Errors still come as exceptions.
+    static_cast<void>(PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr));
     exec("SET client_min_messages = warning");
   }
 

@@ -400,6 +400,9 @@ class store final : public invocation_store {
     locked([&](connection& db, bool) { db.exec_script("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE"); });
   }
 
+  /// How often the store's connection was lost and made again (the heartbeat's not counted).
+  [[nodiscard]] std::uint64_t reconnections() const noexcept { return reconnections_.load(std::memory_order_relaxed); }
+
   /// The server process of the store's connection, or 0 while it has none (fault tests
   /// terminate it with `pg_terminate_backend`).
   [[nodiscard]] int backend_pid() const {
@@ -500,6 +503,7 @@ class store final : public invocation_store {
                    "WHERE state = 1 AND owner = $1 AND NOT (id = ANY($2::text[]))",
                parameters().text(me_).text_array(ids));
     db_.emplace(std::move(fresh));
+    reconnections_.fetch_add(1, std::memory_order_relaxed);
   }
 
   // The lease of a claim, now held here (what a lost connection must not hand back).
@@ -753,6 +757,7 @@ class store final : public invocation_store {
   mutable std::map<std::string, held_lease> held_;    // under mutex_: the leases this store handed out
   std::chrono::steady_clock::time_point next_sweep_;  // under mutex_
   std::atomic<bool> lease_held_{true};
+  mutable std::atomic<std::uint64_t> reconnections_{0};
   std::condition_variable_any beat_wake_;
   std::jthread heartbeat_;  // last: started once everything else is ready, stopped first
 };

@@ -1,0 +1,117 @@
+// Database faults: while two workers run invocations, the workers' backends are terminated at
+// random moments, and once, mid-run, the server stops at once (a crash) and starts again. No
+// invocation is stranded, nothing stored is lost, and no write that landed is written twice.
+// The test runs a server of its own: it restarts it.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster.hpp"
+#include "postgres_support.hpp"
+
+namespace {
+
+int run(const std::string& command) { return std::system(command.c_str()); }
+
+// A PostgreSQL server of the test's own, stopped when this ends.
+class own_server {
+ public:
+  own_server()
+      : dir_(std::filesystem::temp_directory_path() / ("durable-faults-" + std::to_string(::getpid()))),
+        port_(std::to_string(56000 + ::getpid() % 1000)) {
+    REQUIRE(run(script() + " start " + dir_.string() + " " + port_ + " >/dev/null") == 0);
+    std::ifstream in(dir_ / "url");
+    std::getline(in, url_);
+  }
+  own_server(const own_server&) = delete;
+  own_server& operator=(const own_server&) = delete;
+  ~own_server() {
+    static_cast<void>(run(script() + " stop " + dir_.string() + " >/dev/null"));
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  /// An immediate stop (what a crash of the server looks like), then a start.
+  void crash_and_restart() { REQUIRE(run(script() + " restart " + dir_.string() + " " + port_ + " >/dev/null") == 0); }
+  [[nodiscard]] const std::string& url() const noexcept { return url_; }
+
+ private:
+  static std::string script() { return std::string(DURABLE_SOURCE_DIR) + "/scripts/pg-server"; }
+  std::filesystem::path dir_;
+  std::string port_;
+  std::string url_;
+};
+
+}  // namespace
+
+TEST_CASE("backends terminated at random and a server crash strand nothing and lose nothing", "[postgres][processes]") {
+  own_server server;
+  const std::string url = server.url();
+  const std::string schema = postgres_support::fresh_schema("faults");
+  const std::filesystem::path effects = std::filesystem::temp_directory_path() / (schema + ".effects");
+  constexpr int invocation_count = 600;
+
+  std::vector<std::string> ids;
+  {
+    durable::postgres::store store({.connection = url, .schema = schema});
+    durable::runtime rt({.workers = 1});
+    durable::invocations invocations{rt, store};
+    scenario::register_all(invocations);
+    for (int i = 0; i < invocation_count; ++i) {
+      ids.push_back("fault-" + std::to_string(i));
+      static_cast<void>(invocations.submit(ids.back(), scenario::five_steps, ids.back()));
+    }
+  }
+  cluster::workers workers(url, schema, effects, 3000, 16);
+  for (int w = 0; w < 2; ++w) workers.start();
+
+  // The terminator: a random backend of a worker (its store's connection or its heartbeat's)
+  // every 20-80 ms.
+  std::atomic<bool> stop{false};
+  std::atomic<int> terminated{0};
+  std::thread terminator([&] {
+    std::mt19937 random{std::random_device{}()};
+    while (!stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 80)(random)));
+      try {
+        const auto r = cluster::query(url,
+                                      "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                      "WHERE application_name = 'durable-test-worker' ORDER BY random() LIMIT 1) t");
+        terminated += static_cast<int>(r.number(0, 0));
+      } catch (const durable::postgres::database_error&) {  // the server is restarting
+      }
+    }
+  });
+
+  // Half-way, the crash.
+  const auto half = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < half &&
+         cluster::query(url, "SELECT count(*) FROM " + schema + ".invocation WHERE state = 3").number(0, 0) < invocation_count / 2) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  server.crash_and_restart();
+
+  const bool finished = cluster::wait_finished(url, schema, invocation_count, std::chrono::seconds(120));
+  stop = true;
+  terminator.join();
+  workers.stop_all();
+  REQUIRE(finished);
+
+  const cluster::verdict v = cluster::check(url, schema, ids, effects);
+  INFO(cluster::describe(v));
+  WARN(terminated.load() << " backends terminated and one server crash; " << v.steps_run_again
+                         << " steps run again (their completion was never stored)");
+  CHECK(v.problems.empty());
+  CHECK(v.invocations == invocation_count);
+  CHECK(v.run_after_stored == 0);
+  CHECK(v.duplicate_records == 0);
+  CHECK(terminated.load() > 0);
+  // Nothing is left held by a worker that stopped.
+  CHECK(cluster::query(url, "SELECT count(*) FROM " + schema + ".invocation WHERE state <> 3").number(0, 0) == 0);
+}
