@@ -6,9 +6,13 @@
 #include <durable/invocations.hpp>
 #include <durable/postgres/store.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <stop_token>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "postgres_support.hpp"
 
@@ -130,4 +134,49 @@ TEST_CASE("a worker whose invocation was taken over writes nothing more, and its
   CHECK(epochs.rows() == 2);  // worker a's step 0 (epoch 1) and worker b's step 1 (epoch 2): nothing later of a
   CHECK(db.exec("SELECT max(epoch) FROM " + schema.name + ".record WHERE invocation_id = 'order-4' AND seq > 1")
             .number(0, 0) == 2);
+}
+
+namespace {
+
+std::atomic<int> served_runs{0};
+inline constexpr durable::function served{"pg.served", [](int n) -> durable_task<int> {
+  ++served_runs;
+  co_return n * 2;
+}};
+
+}  // namespace
+
+TEST_CASE("submitted invocations run on a worker that serves the store, and their handles read the results", "[postgres][invocations]") {
+  served_runs = 0;
+  schema_owner schema;
+  const durable::postgres::store_options options{.connection = postgres_support::connection_string(), .schema = schema.name};
+  // The submitter runs nothing itself.
+  durable::postgres::store submitter_store(options);
+  durable::runtime submitter_rt({.workers = 1});
+  durable::invocations submitter{submitter_rt, submitter_store};
+  submitter.register_function(served);
+  std::vector<durable::invocation<int>> handles;
+  for (int i = 0; i < 6; ++i) handles.push_back(submitter.submit("job-" + std::to_string(i), served, i));
+  CHECK(served_runs == 0);
+  CHECK(submitter_store.read("job-0")->state == durable::stored_state::ready);
+
+  durable::postgres::store worker_store(options);
+  durable::runtime worker_rt({.workers = 2});
+  durable::invocations worker{worker_rt, worker_store};
+  worker.register_function(served);
+  std::stop_source stop;
+  std::size_t taken = 0;
+  std::thread serving([&] { taken = worker.serve(stop.get_token(), {.capacity = 2, .poll = 20ms}); });
+  for (int i = 0; i < 6; ++i) CHECK(handles[static_cast<std::size_t>(i)].get() == 2 * i);
+  stop.request_stop();
+  serving.join();
+  CHECK(taken == 6);
+  CHECK(served_runs == 6);
+}
+
+TEST_CASE("serve refuses a runtime without worker threads", "[postgres][invocations]") {
+  schema_owner schema;
+  worker w(schema.name);  // a manual clock: no workers
+  std::stop_source stop;
+  CHECK_THROWS_AS(w.journaled.serve(stop.get_token()), std::logic_error);
 }

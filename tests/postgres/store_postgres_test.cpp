@@ -155,3 +155,84 @@ TEST_CASE("an unreachable server fails after a bounded, reported retry", "[postg
   CHECK_THAT(reported.at(0), Catch::Contains("try 2 of 3"));
   CHECK(std::chrono::steady_clock::now() - started < 30s);
 }
+
+TEST_CASE("a poison pill, claimed too often without progress, is finished as failed instead of run again", "[postgres]") {
+  two_workers w;
+  w.options.max_claims = 2;
+  auto third = std::make_unique<durable::postgres::store>(w.options);
+  static_cast<void>(third->start("a", "flow", started_bytes("a")));  // claim 1 (the start)
+  third.reset();                                                       // a graceful stop: not a failed claim
+  auto taken = w.second->claim(10);                                    // claim 1
+  REQUIRE(taken.size() == 1);
+  auto fourth = std::make_unique<durable::postgres::store>(w.options);
+  w.time.clock.advance(2s);                                            // the second and first workers "die"
+  REQUIRE(fourth->claim(10).size() == 1);                              // claim 2
+  w.time.clock.advance(2s);                                            // the fourth "dies" too
+  auto fifth = std::make_unique<durable::postgres::store>(w.options);
+  CHECK(fifth->claim(10).empty());                                     // a third claim would pass max_claims
+  const auto view = fifth->read("a");
+  REQUIRE(view);
+  CHECK(view->state == durable::stored_state::finished);
+  const auto outcome = decoded(*view->outcome);
+  CHECK(outcome.code == durable::status::permanent_error);
+  CHECK(outcome.reason == durable::failure_reason::attempts_exhausted);
+  CHECK_THAT(outcome.message, Catch::Contains("poison pill") && Catch::Contains("claimed 2 times"));
+}
+
+TEST_CASE("a stored record resets the count of claims without progress", "[postgres]") {
+  two_workers w;
+  w.options.max_claims = 2;
+  auto a = std::make_unique<durable::postgres::store>(w.options);
+  const durable::lease first = a->start("a", "flow", started_bytes("a")).claimed->owner;  // claim 1
+  CHECK(a->checkpoint(first, completed_type, completion_bytes("a", {0, 0}, 1)).seq == 1); // progress
+  w.time.clock.advance(2s);
+  auto b = std::make_unique<durable::postgres::store>(w.options);
+  REQUIRE(b->claim(10).size() == 1);  // claim 1 again, not 2
+  w.time.clock.advance(2s);
+  auto c = std::make_unique<durable::postgres::store>(w.options);
+  CHECK(c->claim(10).size() == 1);  // claim 2: still allowed
+}
+
+TEST_CASE("finished invocations are deleted a batch at a time once past their retention", "[postgres]") {
+  two_workers w;
+  w.options.retention = 1h;
+  w.options.retention_batch = 2;
+  durable::postgres::store s(w.options);
+  for (const char* id : {"a", "b", "c"}) {
+    const durable::lease l = s.start(id, "flow", started_bytes(id)).claimed->owner;
+    s.checkpoint(l, completed_type, completion_bytes(id, {0, 0}, 1));
+    s.finish(l, completed_type, completion_bytes(id, {0}, 2));
+  }
+  CHECK_FALSE(s.housekeeping());  // not yet past the retention
+  CHECK(s.finished_count() == 3);
+  w.time.clock.advance(2h);
+  const auto swept = s.housekeeping();
+  REQUIRE(swept);
+  CHECK_THAT(*swept, Catch::Contains("deleted 2 finished invocations"));
+  CHECK(s.finished_count() == 1);
+  CHECK(s.housekeeping());  // a full batch: the next sweep is due at once
+  CHECK(s.finished_count() == 0);
+  CHECK_FALSE(s.read("a"));
+  durable::postgres::connection db(w.options.connection);
+  CHECK(db.exec("SELECT count(*) FROM " + w.schema + ".record").number(0, 0) == 0);  // their records too
+}
+
+TEST_CASE("a schema of version 1 is migrated to the current version, keeping what it holds", "[postgres]") {
+  two_workers w;
+  const durable::lease l = w.first->start("a", "flow", started_bytes("a")).claimed->owner;
+  w.first->checkpoint(l, completed_type, completion_bytes("a", {0, 0}, 7));
+  w.first->finish(l, completed_type, completion_bytes("a", {0}, 8));
+  durable::postgres::connection db(w.options.connection);
+  // Back to what version 1 looked like.
+  db.exec_script("ALTER TABLE " + w.schema + ".record DROP COLUMN written_at;"
+                 "ALTER TABLE " + w.schema + ".invocation ALTER COLUMN finished_at TYPE timestamptz USING now();"
+                 "UPDATE " + w.schema + ".meta SET value = '1' WHERE key = 'schema_version'");
+  durable::postgres::store reopened(w.options);
+  CHECK(db.exec("SELECT value FROM " + w.schema + ".meta WHERE key = 'schema_version'").text(0, 0) ==
+        std::to_string(durable::postgres::schema_version));
+  CHECK(db.exec("SELECT count(*) FROM " + w.schema + ".record WHERE written_at IS NOT NULL").number(0, 0) == 1);
+  const auto view = reopened.read("a");
+  REQUIRE(view);
+  CHECK(view->state == durable::stored_state::finished);
+  CHECK(decoded(*view->outcome).value == durable::encode(std::int64_t{8}));
+}

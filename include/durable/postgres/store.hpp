@@ -126,11 +126,15 @@ class store final : public invocation_store {
 
   /// False once a heartbeat found this worker's lease had run out (the heartbeat could not reach
   /// the database in time): its invocations may run elsewhere now, and its writes for them are
-  /// refused. The heartbeat registers the worker again, so new claims work.
+  /// refused. The next claim joins again, under a new worker name.
   [[nodiscard]] bool lease_held() const noexcept { return lease_held_.load(std::memory_order_acquire); }
 
-  /// This store's worker name: what `owner` holds for the invocations it runs.
-  [[nodiscard]] const std::string& worker() const noexcept { return me_; }
+  /// This store's worker name: what `owner` holds for the invocations it runs (a new one after
+  /// its lease ran out, from the next claim on).
+  [[nodiscard]] std::string worker() const {
+    std::lock_guard lock(name_mutex_);
+    return me_;
+  }
 
   start_reply start(std::string_view id, std::string_view function, std::span<const std::byte> started) override {
     check_start(id, function, started);
@@ -173,6 +177,7 @@ class store final : public invocation_store {
  private:
   std::vector<claimed_invocation> claim_on(connection& db, std::size_t max) {
     const std::int64_t limit = max > 1'000'000 ? 1'000'000 : static_cast<std::int64_t>(max);
+    if (!lease_held_.load(std::memory_order_acquire)) rejoin(db);
     reap(db);
     fail_poison_pills(db);
     result taken = db.exec(
@@ -369,11 +374,13 @@ class store final : public invocation_store {
   // full. Several workers may sweep at once: SKIP LOCKED keeps them off each other's rows.
   std::optional<std::string> housekeeping() override {
     if (options_.retention.count() == 0) return std::nullopt;
-    const auto now = std::chrono::steady_clock::now();
+    // By the store's clock, like the retention itself (a test's clock moves both).
+    const time_point now = options_.now ? options_.now() : std::chrono::time_point_cast<std::chrono::nanoseconds>(
+                                                               std::chrono::system_clock::now());
     {
       std::lock_guard lock(mutex_);
       if (now < next_sweep_) return std::nullopt;
-      next_sweep_ = now + std::min<std::chrono::steady_clock::duration>(options_.retention / 10, std::chrono::minutes(1));
+      next_sweep_ = now + std::min<std::chrono::nanoseconds>(options_.retention / 10, std::chrono::minutes(1));
     }
     const std::int64_t deleted = locked([&](connection& db, bool) {
       result r = db.exec("WITH old AS (SELECT id FROM " + table("invocation") + " WHERE state = 3 AND finished_at < " +
@@ -582,6 +589,19 @@ class store final : public invocation_store {
     }
   }
 
+  // A worker whose lease ran out may have had its invocations taken over, and its row may be
+  // gone: it joins again under a new name, so that what it claims now is not mistaken for what
+  // it held then (those invocations are reaped by the old name, and their writes fenced).
+  void rejoin(connection& db) {
+    std::string fresh = worker_name();
+    {
+      std::lock_guard lock(name_mutex_);
+      me_ = std::move(fresh);
+    }
+    register_worker(db);
+    lease_held_.store(true, std::memory_order_release);
+  }
+
   void register_worker(connection& db) {
     db.exec("INSERT INTO " + table("worker") + " (id, host, pid, lease_until) VALUES ($1, $2, $3, " + now_sql(4) +
                 " + $5) ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
@@ -589,9 +609,8 @@ class store final : public invocation_store {
   }
 
   // The heartbeat: renews the lease every third of it, on a connection of its own (a worker
-  // busy with long statements must not lose its lease for it). A lease found run out is
-  // registered anew: whatever this worker held then may have been taken over (its writes are
-  // fenced), but it may claim again.
+  // busy with long statements must not lose its lease for it). A lease found run out stays
+  // out: the next claim joins again under a new name (see `rejoin`).
   void beat(const std::stop_token& stop) {
     std::optional<connection> own;
     std::mutex m;
@@ -604,11 +623,8 @@ class store final : public invocation_store {
         if (!own || !own->ok()) own.emplace(options_.connection);
         result r = own->exec("UPDATE " + table("worker") + " SET lease_until = " + now_sql(2) + " + $3 WHERE id = $1 AND lease_until >= " +
                                  now_sql(2),
-                             now_params(parameters().text(me_)).number(lease_ns()));
-        if (r.affected() != 1) {
-          lease_held_.store(false, std::memory_order_release);
-          register_worker(*own);
-        }
+                             now_params(parameters().text(worker())).number(lease_ns()));
+        if (r.affected() != 1) lease_held_.store(false, std::memory_order_release);
       } catch (...) {
         own.reset();  // reconnect at the next beat; the lease runs out meanwhile if the server is gone
       }
@@ -746,7 +762,8 @@ class store final : public invocation_store {
 
   store_options options_;
   std::string schema_;
-  std::string me_;
+  mutable std::mutex name_mutex_;
+  std::string me_;  // written under both mutex_ and name_mutex_; read under either
   struct held_lease {
     std::uint64_t epoch;
     std::int64_t last_seq;  // the last record acknowledged under it (0: none yet)
@@ -755,7 +772,7 @@ class store final : public invocation_store {
   mutable std::mutex mutex_;
   mutable std::optional<connection> db_;              // under mutex_; empty while reconnecting
   mutable std::map<std::string, held_lease> held_;    // under mutex_: the leases this store handed out
-  std::chrono::steady_clock::time_point next_sweep_;  // under mutex_
+  time_point next_sweep_{};                           // under mutex_: by the store's clock
   std::atomic<bool> lease_held_{true};
   mutable std::atomic<std::uint64_t> reconnections_{0};
   std::condition_variable_any beat_wake_;
