@@ -178,28 +178,42 @@ class store final : public invocation_store {
   std::vector<claimed_invocation> claim_on(connection& db, std::size_t max) {
     const std::int64_t limit = max > 1'000'000 ? 1'000'000 : static_cast<std::int64_t>(max);
     if (!lease_held_.load(std::memory_order_acquire)) rejoin(db);
-    reap(db);
-    fail_poison_pills(db);
+    // Reaping takes a transaction of its own (five round trips): it runs when a wait for work
+    // saw a lease run out, and otherwise at most every 100 ms, so that a busy worker's claims
+    // cost one statement and a dead worker's invocations still wait at most that long past its
+    // lease.
+    const time_point now = store_now();
+    if (reap_due_ || now >= next_reap_) {
+      reap(db);
+      fail_poison_pills(db);
+      reap_due_ = false;
+      next_reap_ = now + std::chrono::milliseconds(100);
+    }
     result taken = db.exec(
         "UPDATE " + table("invocation") +
             " AS i SET state = 1, owner = $1, epoch = i.epoch + 1, claims = i.claims + 1 FROM (SELECT id FROM " +
             table("invocation") + " WHERE (state = 0 OR (state = 2 AND ready_at <= " + now_sql(3) +
             ")) AND claims < $4 ORDER BY created ASC LIMIT $2 FOR UPDATE SKIP LOCKED) AS due WHERE i.id = due.id "
-            "RETURNING i.id, i.epoch, i.started, i.cancel_requested, i.created",
+            "RETURNING i.id, i.epoch, i.started, i.cancel_requested, i.created, i.next_seq",
         now_params(parameters().text(me_).number(limit)).number(claim_limit()));
-    std::vector<std::pair<std::int64_t, claimed_invocation>> out;
+    struct taken_row {
+      std::int64_t order;
+      bool has_records;
+      claimed_invocation claim;
+    };
+    std::vector<taken_row> out;
     for (int row = 0; row < taken.rows(); ++row) {
-      out.emplace_back(taken.number(row, 4),
-                       claimed_invocation{lease{taken.text(row, 0), static_cast<std::uint64_t>(taken.number(row, 1))},
-                                          journal_record{started_type, to_vector(taken.bytes(row, 2))}, {},
-                                          taken.boolean(row, 3)});
+      out.push_back({taken.number(row, 4), taken.number(row, 5) > 1,
+                     claimed_invocation{lease{taken.text(row, 0), static_cast<std::uint64_t>(taken.number(row, 1))},
+                                        journal_record{started_type, to_vector(taken.bytes(row, 2))}, {},
+                                        taken.boolean(row, 3)}});
     }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.order < b.order; });
     std::vector<claimed_invocation> claimed;
     claimed.reserve(out.size());
-    for (auto& [order, c] : out) {
-      c.records = records_of(db, c.owner.invocation);
-      claimed.push_back(hold(std::move(c)));
+    for (taken_row& t : out) {
+      if (t.has_records) t.claim.records = records_of(db, t.claim.owner.invocation);  // a fresh one has none
+      claimed.push_back(hold(std::move(t.claim)));
     }
     return claimed;
   }
@@ -339,11 +353,12 @@ class store final : public invocation_store {
     std::chrono::milliseconds pause{5};
     for (;;) {
       const bool found = locked([&](connection& db, bool) {
-        result r = db.exec("SELECT 1 FROM " + table("invocation") + " WHERE state = 0 OR (state = 2 AND ready_at <= " +
-                               now_sql(1) + ") UNION ALL SELECT 1 FROM " + table("worker") + " WHERE lease_until < " +
-                               now_sql(1) + " LIMIT 1",
+        result r = db.exec("SELECT EXISTS (SELECT 1 FROM " + table("invocation") + " WHERE state = 0 OR (state = 2 AND ready_at <= " +
+                               now_sql(1) + ")), EXISTS (SELECT 1 FROM " + table("worker") + " WHERE lease_until < " +
+                               now_sql(1) + ")",
                            now_params(parameters()));
-        return r.rows() != 0;
+        if (r.boolean(0, 1)) reap_due_ = true;  // the next claim reaps at once
+        return r.boolean(0, 0) || r.boolean(0, 1);
       });
       if (found) return;
       const auto now = std::chrono::steady_clock::now();
@@ -375,8 +390,7 @@ class store final : public invocation_store {
   std::optional<std::string> housekeeping() override {
     if (options_.retention.count() == 0) return std::nullopt;
     // By the store's clock, like the retention itself (a test's clock moves both).
-    const time_point now = options_.now ? options_.now() : std::chrono::time_point_cast<std::chrono::nanoseconds>(
-                                                               std::chrono::system_clock::now());
+    const time_point now = store_now();
     {
       std::lock_guard lock(mutex_);
       if (now < next_sweep_) return std::nullopt;
@@ -631,6 +645,12 @@ class store final : public invocation_store {
     }
   }
 
+  // The store's clock, as the process sees it (the database's decides leases and wake-ups).
+  [[nodiscard]] time_point store_now() const {
+    return options_.now ? options_.now()
+                        : std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+  }
+
   [[nodiscard]] std::string table(std::string_view name) const { return schema_ + "." + std::string(name); }
 
   // The store's "now" in nanoseconds since the epoch, as SQL: parameter `$n`, which
@@ -773,6 +793,8 @@ class store final : public invocation_store {
   mutable std::optional<connection> db_;              // under mutex_; empty while reconnecting
   mutable std::map<std::string, held_lease> held_;    // under mutex_: the leases this store handed out
   time_point next_sweep_{};                           // under mutex_: by the store's clock
+  bool reap_due_ = true;                              // under mutex_
+  time_point next_reap_{};                            // under mutex_: by the store's clock
   std::atomic<bool> lease_held_{true};
   mutable std::atomic<std::uint64_t> reconnections_{0};
   std::condition_variable_any beat_wake_;
