@@ -222,7 +222,7 @@ TEST_CASE("invocations a lost claim took are handed back, not held by nobody", "
     const durable::lease l = other.start("a", "flow", started_bytes("a")).claimed->owner;
     other.release(l);
   }
-  s.proxy.hold_replies_after("SKIP LOCKED) AS due");  // the claim's own statement, past the reaping
+  s.proxy.hold_replies_after("AS due WHERE i.id = due.id");  // the claim's own statement, past the reaping
   auto in_flight = std::async(std::launch::async, [&] { return s.store.claim(10); });
   REQUIRE(eventually("SELECT 1 FROM " + s.schema + ".invocation WHERE id = 'a' AND state = 1"));  // the claim landed
   s.proxy.cut();

@@ -191,9 +191,14 @@ class store final : public invocation_store {
     }
     result taken = db.exec(
         "UPDATE " + table("invocation") +
-            " AS i SET state = 1, owner = $1, epoch = i.epoch + 1, claims = i.claims + 1 FROM (SELECT id FROM " +
-            table("invocation") + " WHERE (state = 0 OR (state = 2 AND ready_at <= " + now_sql(3) +
-            ")) AND claims < $4 ORDER BY created ASC LIMIT $2 FOR UPDATE SKIP LOCKED) AS due WHERE i.id = due.id "
+            " AS i SET state = 1, owner = $1, epoch = i.epoch + 1, claims = i.claims + 1 FROM ("
+            // Ready and due-parked invocations apart, each through its partial index (an OR of
+            // the two would scan the table), then the oldest of both.
+            "SELECT id FROM (SELECT id, created FROM (SELECT id, created FROM " + table("invocation") +
+            " WHERE state = 0 AND claims < $4 ORDER BY created LIMIT $2 FOR UPDATE SKIP LOCKED) ready UNION ALL "
+            "SELECT id, created FROM (SELECT id, created FROM " + table("invocation") + " WHERE state = 2 AND ready_at <= " +
+            now_sql(3) + " AND claims < $4 ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED) woken) both_kinds "
+            "ORDER BY created LIMIT $2) AS due WHERE i.id = due.id "
             "RETURNING i.id, i.epoch, i.started, i.cancel_requested, i.created, i.next_seq",
         now_params(parameters().text(me_).number(limit)).number(claim_limit()));
     struct taken_row {
