@@ -7,8 +7,10 @@
 #include <durable/journal_records.hpp>
 #include <durable/postgres/store.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -235,4 +237,55 @@ TEST_CASE("a schema of version 1 is migrated to the current version, keeping wha
   REQUIRE(view);
   CHECK(view->state == durable::stored_state::finished);
   CHECK(decoded(*view->outcome).value == durable::encode(std::int64_t{8}));
+}
+
+TEST_CASE("batched checkpoints of many threads land, each fenced on its own", "[postgres]") {
+  two_workers w;
+  w.options.commit = durable::postgres::commit_mode::batched;
+  durable::postgres::store s(w.options);
+  constexpr int threads = 8;
+  constexpr int records = 25;
+  std::vector<durable::lease> leases;
+  for (int t = 0; t < threads; ++t) {
+    const std::string id = "inv-" + std::to_string(t);
+    leases.push_back(s.start(id, "flow", started_bytes(id)).claimed->owner);
+  }
+  // A stale lease among them: refused, and the others land.
+  durable::lease stale = leases[0];
+  stale.epoch += 7;
+  std::atomic<int> refused{0};
+  std::atomic<int> out_of_order{0};
+  std::mutex errors_mutex;
+  std::vector<std::string> errors;
+  std::vector<std::thread> writers;
+  for (int t = 0; t < threads; ++t) {
+    writers.emplace_back([&, t] {
+      const durable::lease& owner = leases[static_cast<std::size_t>(t)];
+      try {
+      for (int k = 1; k <= records; ++k) {
+        const auto reply = s.checkpoint(owner, completed_type, completion_bytes(owner.invocation, {0, static_cast<std::uint32_t>(k)}, k));
+        if (reply.seq != static_cast<std::uint64_t>(k)) ++out_of_order;  // seqs stay in order per invocation
+        if (t == 0) {
+          try {
+            static_cast<void>(s.checkpoint(stale, completed_type, completion_bytes(owner.invocation, {9}, 0)));
+          } catch (const durable::ownership_lost&) {
+            ++refused;
+          }
+        }
+      }
+      } catch (const std::exception& e) {
+        std::lock_guard lock(errors_mutex);
+        errors.push_back(e.what());
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  CHECK(errors == std::vector<std::string>{});
+  CHECK(refused == records);
+  CHECK(out_of_order == 0);
+  durable::postgres::connection db(w.options.connection);
+  CHECK(db.exec("SELECT count(*) FROM " + w.schema + ".record").number(0, 0) == threads * records);
+  const auto again = w.second->read("inv-3");
+  REQUIRE(again);
+  CHECK(again->state == durable::stored_state::running);
 }

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -44,27 +43,24 @@ class database_error : public journal_error {
   std::string sqlstate_;
 };
 
-/// The parameters of one statement: text for numbers and strings, binary for bytes.
+/// The parameters of one statement: text for numbers and strings, binary for bytes. Copies and
+/// moves are safe: the pointers libpq gets are made when a statement is sent.
 class parameters {
  public:
   parameters& text(std::string_view s) {
     owned_.emplace_back(s);
-    push(owned_.back().data(), owned_.back().size(), 0);
+    slots_.push_back({nullptr, static_cast<std::ptrdiff_t>(owned_.size() - 1)});
+    lengths_.push_back(static_cast<int>(s.size()));
+    formats_.push_back(0);
     return *this;
   }
   parameters& number(std::int64_t n) { return text(std::to_string(n)); }
   parameters& boolean(bool b) { return text(b ? "t" : "f"); }
-  parameters& null() {
-    values_.push_back(nullptr);
-    lengths_.push_back(0);
-    formats_.push_back(0);
-    return *this;
-  }
+  parameters& null() { return external(nullptr, 0, 0); }
   parameters& bytes(std::span<const std::byte> b) {
     // A zero-length binary parameter still needs a non-null pointer (null means SQL NULL).
     static const char empty = 0;
-    push(b.empty() ? &empty : reinterpret_cast<const char*>(b.data()), b.size(), 1);
-    return *this;
+    return external(b.empty() ? &empty : reinterpret_cast<const char*>(b.data()), b.size(), 1);
   }
   template <class Range>
   parameters& text_array(const Range& items) {  // a text[] literal: {"a","b"}
@@ -82,21 +78,34 @@ class parameters {
     return text(literal);
   }
 
-  [[nodiscard]] int size() const noexcept { return static_cast<int>(values_.size()); }
-  [[nodiscard]] const char* const* values() const noexcept { return values_.data(); }
+  [[nodiscard]] int size() const noexcept { return static_cast<int>(slots_.size()); }
+  /// The values as libpq takes them: valid until this object changes or ends.
+  [[nodiscard]] const char* const* values() const {
+    values_.clear();
+    for (const slot& s : slots_) values_.push_back(s.owned >= 0 ? owned_[static_cast<std::size_t>(s.owned)].data() : s.external);
+    return values_.data();
+  }
   [[nodiscard]] const int* lengths() const noexcept { return lengths_.data(); }
   [[nodiscard]] const int* formats() const noexcept { return formats_.data(); }
 
  private:
-  void push(const char* p, std::size_t n, int format) {
-    values_.push_back(p);
+  // A value is either one of owned_ (by index, so that copies point into their own strings)
+  // or bytes the caller keeps alive (a payload, for binary parameters).
+  struct slot {
+    const char* external;
+    std::ptrdiff_t owned;  // -1: external
+  };
+  parameters& external(const char* p, std::size_t n, int format) {
+    slots_.push_back({p, -1});
     lengths_.push_back(static_cast<int>(n));
     formats_.push_back(format);
+    return *this;
   }
-  std::deque<std::string> owned_;  // a deque: the strings never move, so pointers into them stay valid
-  std::vector<const char*> values_;
+  std::vector<std::string> owned_;
+  std::vector<slot> slots_;
   std::vector<int> lengths_;
   std::vector<int> formats_;
+  mutable std::vector<const char*> values_;
 };
 
 /// A statement's result, read in binary: integers in network byte order, bytes as they are.
@@ -160,6 +169,57 @@ class connection {
                           params.formats(), 1));
     check(r, sql);
     return r;
+  }
+
+  /// Runs `statements` (each a statement and its parameters) in one transaction, sent together
+  /// in one round trip (libpq's pipeline mode), and returns their results in order. A statement
+  /// that fails rolls the whole transaction back and throws its database_error (nothing of it
+  /// is stored); a lost connection throws with `connection_lost()`, and then the transaction
+  /// may or may not have committed.
+  std::vector<result> exec_in_one_transaction(const std::vector<std::pair<const std::string*, const parameters*>>& statements) {
+    PGconn* c = conn_.get();
+    if (PQenterPipelineMode(c) != 1) throw database_error("durable::postgres: cannot enter pipeline mode: " + trimmed(PQerrorMessage(c)), {});
+    struct leave_pipeline {
+      PGconn* c;
+      bool synced = false;
+      ~leave_pipeline() {
+        if (!synced) static_cast<void>(PQpipelineSync(c));  // results come only after a sync
+        // Whatever is left unread (after an error) is read and dropped, so that the connection
+        // can leave pipeline mode and be used again; a broken one is discarded by its user.
+        for (int guard = 0; guard < 1'000'000; ++guard) {
+          if (PQexitPipelineMode(c) == 1 || PQstatus(c) != CONNECTION_OK) return;
+          if (PGresult* r = PQgetResult(c)) PQclear(r);
+        }
+      }
+    } leave{c};
+    const auto send = [&](const char* sql, const parameters* p) {
+      const int ok = p == nullptr ? PQsendQueryParams(c, sql, 0, nullptr, nullptr, nullptr, nullptr, 1)
+                                  : PQsendQueryParams(c, sql, p->size(), nullptr, p->values(), p->lengths(), p->formats(), 1);
+      if (ok != 1) throw database_error("durable::postgres: cannot send a statement: " + trimmed(PQerrorMessage(c)), {});
+    };
+    send("BEGIN", nullptr);
+    for (const auto& [sql, params] : statements) send(sql->c_str(), params);
+    send("COMMIT", nullptr);
+    if (PQpipelineSync(c) != 1) throw database_error("durable::postgres: cannot send a pipeline: " + trimmed(PQerrorMessage(c)), {});
+    leave.synced = true;
+    // Each statement's result, then a null; BEGIN's and COMMIT's are checked, not returned.
+    const auto next = [&](const std::string& what) {
+      result r(PQgetResult(c));
+      if (r.raw() == nullptr) throw database_error("durable::postgres: the connection ended in a pipeline: " + trimmed(PQerrorMessage(c)), {});
+      while (PGresult* extra = PQgetResult(c)) PQclear(extra);  // up to the null that ends this statement's results
+      check(r, what);
+      return r;
+    };
+    static const std::string begin_sql = "BEGIN", commit_sql = "COMMIT";
+    static_cast<void>(next(begin_sql));
+    std::vector<result> out;
+    out.reserve(statements.size());
+    for (const auto& statement : statements) out.push_back(next(*statement.first));
+    static_cast<void>(next(commit_sql));
+    result sync(PQgetResult(c));
+    if (sync.raw() == nullptr || PQresultStatus(sync.raw()) != PGRES_PIPELINE_SYNC)
+      throw database_error("durable::postgres: a pipeline did not end as expected: " + trimmed(PQerrorMessage(c)), {});
+    return out;
   }
 
   /// Runs several statements separated by semicolons, no parameters (schema creation).

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <exception>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -52,6 +53,18 @@ namespace durable::postgres {
 /// store clock's nanoseconds).
 inline constexpr std::int64_t schema_version = 2;
 
+/// When a store's checkpoints commit.
+enum class commit_mode : std::uint8_t {
+  /// Each checkpoint is one statement that commits by itself: the lowest latency for one
+  /// invocation.
+  every_record,
+  /// Checkpoints that arrive while one is being written wait for it, and then go together in one
+  /// transaction, sent in one round trip (group commit): many invocations at once (each on a
+  /// runtime thread of its own) share round trips and commits. Each is still fenced on its own:
+  /// one whose lease is gone is refused, the others land.
+  batched,
+};
+
 /// How a store reaches its database.
 struct store_options {
   /// A libpq connection string.
@@ -83,6 +96,8 @@ struct store_options {
   std::chrono::milliseconds retention = std::chrono::hours(24 * 7);
   /// At most this many finished invocations are deleted at a time.
   int retention_batch = 1000;
+  /// When checkpoints commit (see commit_mode).
+  commit_mode commit = commit_mode::every_record;
 };
 
 /// A schema this build cannot use: of a newer version, or tables that are not durable's.
@@ -231,33 +246,10 @@ class store final : public invocation_store {
 
   // Every statement commits on its own, so an append is durable when it returns: one fenced
   // statement, one round trip.
-  // A record stored means progress: the count of claims without progress starts again.
   checkpoint_reply checkpoint(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) override {
     journal::check_append(type, payload);
-    return locked([&](connection& db, bool retried) -> checkpoint_reply {
-      const auto held = held_.find(owner.invocation);
-      const std::int64_t acknowledged = held != held_.end() && held->second.epoch == owner.epoch ? held->second.last_seq : 0;
-      if (retried) {
-        // The connection dropped under an earlier try: did it land? Only this worker writes
-        // under this epoch, one record at a time, so a record of this epoch past the last one
-        // acknowledged, with these bytes, is that try's.
-        result landed = db.exec("SELECT r.seq, i.cancel_requested FROM " + table("record") + " r JOIN " + table("invocation") +
-                                    " i ON i.id = r.invocation_id WHERE r.invocation_id = $1 AND r.epoch = $2 AND "
-                                    "r.seq > $3 AND r.type = $4::smallint AND r.payload = $5::bytea",
-                                parameters().text(owner.invocation).number(static_cast<std::int64_t>(owner.epoch))
-                                    .number(acknowledged).number(type).bytes(payload));
-        if (landed.rows() == 1) return acknowledge(owner, landed.boolean(0, 1), landed.number(0, 0));
-      }
-      result r = db.exec("WITH f AS (UPDATE " + table("invocation") +
-                             " SET next_seq = next_seq + 1, claims = 0 WHERE id = $1 AND epoch = $2 AND state = 1 "
-                             "RETURNING next_seq - 1 AS seq, cancel_requested), "
-                             "i AS (INSERT INTO " + table("record") +
-                             " (invocation_id, seq, type, payload, epoch) SELECT $1, f.seq, $3::smallint, $4::bytea, $2 "
-                             "FROM f RETURNING seq) SELECT i.seq, f.cancel_requested FROM i, f",
-                         parameters().text(owner.invocation).number(static_cast<std::int64_t>(owner.epoch)).number(type).bytes(payload));
-      if (r.rows() != 1) throw lost(owner, "an append");
-      return acknowledge(owner, r.boolean(0, 1), r.number(0, 0));
-    });
+    if (options_.commit == commit_mode::batched) return checkpoint_batched(owner, type, payload);
+    return checkpoint_one(owner, type, payload, false);
   }
 
   checkpoint_reply make_durable(const lease& owner, std::uint64_t seq) override {
@@ -486,6 +478,112 @@ class store final : public invocation_store {
   }
   [[nodiscard]] std::int64_t lease_ns() const {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(options_.lease).count();
+  }
+
+  // A record stored means progress: the count of claims without progress starts again.
+  // `landed_maybe`: an earlier try (a batch whose connection was lost) may have stored it.
+  checkpoint_reply checkpoint_one(const lease& owner, std::uint8_t type, std::span<const std::byte> payload,
+                                  bool landed_maybe) {
+    return locked([&](connection& db, bool retried) -> checkpoint_reply {
+      retried = retried || landed_maybe;
+      const auto held = held_.find(owner.invocation);
+      const std::int64_t acknowledged = held != held_.end() && held->second.epoch == owner.epoch ? held->second.last_seq : 0;
+      if (retried) {
+        // The connection dropped under an earlier try: did it land? Only this worker writes
+        // under this epoch, one record at a time, so a record of this epoch past the last one
+        // acknowledged, with these bytes, is that try's.
+        result landed = db.exec("SELECT r.seq, i.cancel_requested FROM " + table("record") + " r JOIN " + table("invocation") +
+                                    " i ON i.id = r.invocation_id WHERE r.invocation_id = $1 AND r.epoch = $2 AND "
+                                    "r.seq > $3 AND r.type = $4::smallint AND r.payload = $5::bytea",
+                                parameters().text(owner.invocation).number(static_cast<std::int64_t>(owner.epoch))
+                                    .number(acknowledged).number(type).bytes(payload));
+        if (landed.rows() == 1) return acknowledge(owner, landed.boolean(0, 1), landed.number(0, 0));
+      }
+      result r = db.exec(checkpoint_sql_, checkpoint_parameters(owner, type, payload));
+      if (r.rows() != 1) throw lost(owner, "an append");
+      return acknowledge(owner, r.boolean(0, 1), r.number(0, 0));
+    });
+  }
+
+
+  // One checkpoint waiting for its batch (on the waiter's stack).
+  struct pending_checkpoint {
+    const lease* owner;
+    std::uint8_t type;
+    std::span<const std::byte> payload;
+    std::optional<checkpoint_reply> reply{};
+    std::exception_ptr error{};
+    bool done = false;
+  };
+
+  // Group commit: the first waiter to find no batch in flight takes everything queued and
+  // commits it; the others wait for their turn (they may lead the next batch).
+  checkpoint_reply checkpoint_batched(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) {
+    pending_checkpoint me{&owner, type, payload};
+    std::unique_lock lock(batch_mutex_);
+    batch_queue_.push_back(&me);
+    while (!me.done) {
+      if (batch_in_flight_) {
+        batch_done_.wait(lock);
+        continue;
+      }
+      batch_in_flight_ = true;
+      std::vector<pending_checkpoint*> batch;
+      batch.swap(batch_queue_);
+      lock.unlock();
+      commit_batch(batch);
+      lock.lock();
+      batch_in_flight_ = false;
+      batch_done_.notify_all();
+    }
+    if (me.error) std::rethrow_exception(me.error);
+    return *me.reply;
+  }
+
+  // Every checkpoint of `batch` in one transaction. If a statement fails, nothing of the batch
+  // is stored and each is tried on its own (so only the bad one fails); if the connection is
+  // lost, each is tried on its own knowing it may have landed.
+  void commit_batch(const std::vector<pending_checkpoint*>& batch) noexcept {
+    bool landed_maybe = false;
+    try {
+      std::lock_guard lock(mutex_);
+      if (!db_) reconnect();
+      std::vector<parameters> params;
+      params.reserve(batch.size());
+      std::vector<std::pair<const std::string*, const parameters*>> statements;
+      for (const pending_checkpoint* p : batch) params.push_back(checkpoint_parameters(*p->owner, p->type, p->payload));
+      for (const parameters& p : params) statements.emplace_back(&checkpoint_sql_, &p);
+      std::vector<result> results = db_->exec_in_one_transaction(statements);
+      for (std::size_t k = 0; k < batch.size(); ++k) {
+        pending_checkpoint& p = *batch[k];
+        if (results[k].rows() == 1) {
+          p.reply = acknowledge(*p.owner, results[k].boolean(0, 1), results[k].number(0, 0));
+        } else {
+          p.error = std::make_exception_ptr(lost(*p.owner, "an append"));
+        }
+        p.done = true;
+      }
+      return;
+    } catch (const database_error& e) {
+      if (e.connection_lost()) {
+        std::lock_guard lock(mutex_);
+        db_.reset();
+        landed_maybe = true;
+      }
+    } catch (...) {
+    }
+    for (pending_checkpoint* p : batch) {
+      try {
+        p->reply = checkpoint_one(*p->owner, p->type, p->payload, landed_maybe);
+      } catch (...) {
+        p->error = std::current_exception();
+      }
+      p->done = true;
+    }
+  }
+
+  static parameters checkpoint_parameters(const lease& owner, std::uint8_t type, std::span<const std::byte> payload) {
+    return parameters().text(owner.invocation).number(static_cast<std::int64_t>(owner.epoch)).number(type).bytes(payload);
   }
 
   // Runs `f(connection, retried)` under the lock. A lost connection is reconnected, for up to
@@ -787,6 +885,13 @@ class store final : public invocation_store {
 
   store_options options_;
   std::string schema_;
+  // The fenced statement of a checkpoint: the invocation's next seq, only while this epoch
+  // holds it, and the record with that seq; a record stored means progress (claims back to 0).
+  std::string checkpoint_sql_ =
+      "WITH f AS (UPDATE " + schema_ + ".invocation SET next_seq = next_seq + 1, claims = 0 "
+      "WHERE id = $1 AND epoch = $2 AND state = 1 RETURNING next_seq - 1 AS seq, cancel_requested), "
+      "i AS (INSERT INTO " + schema_ + ".record (invocation_id, seq, type, payload, epoch) "
+      "SELECT $1, f.seq, $3::smallint, $4::bytea, $2 FROM f RETURNING seq) SELECT i.seq, f.cancel_requested FROM i, f";
   mutable std::mutex name_mutex_;
   std::string me_;  // written under both mutex_ and name_mutex_; read under either
   struct held_lease {
@@ -801,6 +906,10 @@ class store final : public invocation_store {
   bool reap_due_ = true;                              // under mutex_
   time_point next_reap_{};                            // under mutex_: by the store's clock
   std::atomic<bool> lease_held_{true};
+  std::mutex batch_mutex_;                         // the batched commit mode's queue
+  std::condition_variable batch_done_;
+  std::vector<pending_checkpoint*> batch_queue_;   // under batch_mutex_
+  bool batch_in_flight_ = false;                   // under batch_mutex_
   mutable std::atomic<std::uint64_t> reconnections_{0};
   std::condition_variable_any beat_wake_;
   std::jthread heartbeat_;  // last: started once everything else is ready, stopped first
