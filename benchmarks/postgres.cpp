@@ -2,6 +2,9 @@
 //   - steps: a journaled invocation of 20 steps (each step one fenced checkpoint, the
 //     `every_record` way) against a loop of the same statements by hand (create, 20 fenced
 //     inserts, finish);
+//   - batched: 16 invocations of 20 steps at once, on 16 runtime threads, in the batched
+//     commit mode, against a loop of plain INSERT + UPDATE statements (autocommit), one pair per
+//     step;
 //   - claims: `store::claim(1)` against a hand-written `FOR UPDATE SKIP LOCKED` claim loop,
 //     both taking from a table of ready invocations.
 // The server is $DURABLE_PG_URL (scripts/with-pg-server starts one); without it, every benchmark
@@ -99,6 +102,51 @@ void steps_libpq_loop(benchmark::State& state) {
   db.script("DROP SCHEMA " + s + " CASCADE");
 }
 
+constexpr int invocations_at_once = 16;
+
+void batched_durable(benchmark::State& state) {
+  if (server() == nullptr) return state.SkipWithError("DURABLE_PG_URL is not set (scripts/with-pg-server)");
+  durable::postgres::store store(
+      {.connection = server(), .schema = schema_name("batched"), .commit = durable::postgres::commit_mode::batched});
+  durable::runtime rt({.workers = invocations_at_once});  // a thread per invocation waiting on its checkpoint
+  durable::invocations invocations{rt, store};
+  invocations.register_function(bench_step);
+  invocations.register_function(bench_steps);
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    std::vector<durable::invocation<int>> running;
+    for (int i = 0; i < invocations_at_once; ++i)
+      running.push_back(invocations.start("batched-" + std::to_string(n++), bench_steps, steps_per_invocation));
+    for (auto& r : running) benchmark::DoNotOptimize(r.get());
+  }
+  state.SetItemsProcessed(state.iterations() * invocations_at_once * steps_per_invocation);
+  store.drop_schema();
+}
+
+void batched_insert_update_loop(benchmark::State& state) {
+  if (server() == nullptr) return state.SkipWithError("DURABLE_PG_URL is not set (scripts/with-pg-server)");
+  const std::string s = schema_name("raw_batched");
+  raw_connection db(server());
+  db.script("CREATE SCHEMA " + s + "; CREATE TABLE " + s + ".step (invocation text, seq bigint, payload bytea, "
+            "PRIMARY KEY (invocation, seq)); CREATE TABLE " + s + ".progress (invocation text PRIMARY KEY, next_seq bigint)");
+  const std::string insert = "INSERT INTO " + s + ".step VALUES ($1, $2, $3::bytea)";
+  const std::string update = "UPDATE " + s + ".progress SET next_seq = $2 WHERE invocation = $1";
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < invocations_at_once; ++i) {
+      const std::string id = "batched-" + std::to_string(n++);
+      bool ok = db.exec("INSERT INTO " + s + ".progress VALUES ($1, 1)", {id});
+      for (int k = 1; k <= steps_per_invocation; ++k) {
+        ok = db.exec(insert, {id, std::to_string(k), "\\x0102030405060708090a0b0c0d0e0f10"}) && ok;
+        ok = db.exec(update, {id, std::to_string(k + 1)}) && ok;
+      }
+      if (!ok) return state.SkipWithError("a statement failed");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * invocations_at_once * steps_per_invocation);
+  db.script("DROP SCHEMA " + s + " CASCADE");
+}
+
 // Ready invocations to claim from, refilled outside the timing when they run out.
 void refill(raw_connection& db, const std::string& s, std::int64_t& next, int count) {
   db.script("INSERT INTO " + s + ".invocation (id, function, state, epoch, started) SELECT 'c-' || g, 'bench.steps', 0, 0, "
@@ -158,6 +206,8 @@ void claims_skip_locked_loop(benchmark::State& state) {
 
 BENCHMARK(steps_durable)->Name("steps/durable_every_record")->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(steps_libpq_loop)->Name("steps/baseline_libpq_loop")->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(batched_durable)->Name("batched/durable_16_at_once")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(batched_insert_update_loop)->Name("batched/baseline_insert_update_loop")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(claims_durable)->Name("claims/durable")->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(claims_skip_locked_loop)->Name("claims/baseline_skip_locked_loop")->Unit(benchmark::kMicrosecond)->UseRealTime();
 
