@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -82,6 +83,41 @@ class workers {
   int lease_ms_;
   int capacity_;
   std::vector<pid_t> running_;
+};
+
+/// A PostgreSQL server of a test's own (scripts/pg-server, in a folder of its own), stopped
+/// when this ends: for tests that restart it or fill it up, which the shared one must not see.
+class own_server {
+ public:
+  own_server()
+      : dir_(std::filesystem::temp_directory_path() / ("durable-own-pg-" + std::to_string(::getpid()) + "-" +
+                                                     std::to_string(counter()++))),
+        port_(std::to_string(56000 + (::getpid() * 7 + counter()) % 1000)) {
+    REQUIRE(run(script() + " start " + dir_.string() + " " + port_ + " >/dev/null") == 0);
+    std::ifstream in(dir_ / "url");
+    std::getline(in, url_);
+  }
+  own_server(const own_server&) = delete;
+  own_server& operator=(const own_server&) = delete;
+  ~own_server() {
+    static_cast<void>(run(script() + " stop " + dir_.string() + " >/dev/null"));
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  /// An immediate stop (what a crash of the server looks like), then a start.
+  void crash_and_restart() { REQUIRE(run(script() + " restart " + dir_.string() + " " + port_ + " >/dev/null") == 0); }
+  [[nodiscard]] const std::string& url() const noexcept { return url_; }
+
+ private:
+  static int run(const std::string& command) { return std::system(command.c_str()); }
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  static std::string script() { return std::string(DURABLE_SOURCE_DIR) + "/scripts/pg-server"; }
+  std::filesystem::path dir_;
+  std::string port_;
+  std::string url_;
 };
 
 /// One line of the side-effect log.

@@ -16,42 +16,9 @@
 #include "cluster.hpp"
 #include "postgres_support.hpp"
 
-namespace {
-
-int run(const std::string& command) { return std::system(command.c_str()); }
-
-// A PostgreSQL server of the test's own, stopped when this ends.
-class own_server {
- public:
-  own_server()
-      : dir_(std::filesystem::temp_directory_path() / ("durable-faults-" + std::to_string(::getpid()))),
-        port_(std::to_string(56000 + ::getpid() % 1000)) {
-    REQUIRE(run(script() + " start " + dir_.string() + " " + port_ + " >/dev/null") == 0);
-    std::ifstream in(dir_ / "url");
-    std::getline(in, url_);
-  }
-  own_server(const own_server&) = delete;
-  own_server& operator=(const own_server&) = delete;
-  ~own_server() {
-    static_cast<void>(run(script() + " stop " + dir_.string() + " >/dev/null"));
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-  /// An immediate stop (what a crash of the server looks like), then a start.
-  void crash_and_restart() { REQUIRE(run(script() + " restart " + dir_.string() + " " + port_ + " >/dev/null") == 0); }
-  [[nodiscard]] const std::string& url() const noexcept { return url_; }
-
- private:
-  static std::string script() { return std::string(DURABLE_SOURCE_DIR) + "/scripts/pg-server"; }
-  std::filesystem::path dir_;
-  std::string port_;
-  std::string url_;
-};
-
-}  // namespace
 
 TEST_CASE("backends terminated at random and a server crash strand nothing and lose nothing", "[postgres][processes]") {
-  own_server server;
+  cluster::own_server server;
   const std::string url = server.url();
   const std::string schema = postgres_support::fresh_schema("faults");
   const std::filesystem::path effects = std::filesystem::temp_directory_path() / (schema + ".effects");
