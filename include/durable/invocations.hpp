@@ -74,6 +74,11 @@ struct serve_options {
   /// With nothing to claim, how long one wait for work (the store's `wait_for_work`) lasts
   /// before the next claim; `serve` returns within about this long of a stop request.
   std::chrono::milliseconds poll = std::chrono::milliseconds(200);
+  /// While this serves, an invocation whose body sleeps at least this long (`durable::sleep_for`
+  /// directly in its function, not inside a call it makes) is parked in the store instead of
+  /// kept here: its run ends, and whichever worker is free when the sleep ends takes it up
+  /// again from its records. Zero: never.
+  std::chrono::milliseconds park_after = std::chrono::minutes(1);
 };
 
 namespace detail {
@@ -292,6 +297,17 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
                              "(runtime_options::workers)");
     }
     if (options.capacity == 0) throw std::invalid_argument("durable::invocations::serve: capacity must be at least 1");
+    struct parking_while_serving {
+      invocation_registry* self;
+      ~parking_while_serving() {
+        std::lock_guard lock(self->mutex_);
+        self->park_after_.reset();
+      }
+    } parking{this};
+    {
+      std::lock_guard lock(mutex_);
+      if (options.park_after.count() > 0) park_after_ = options.park_after;
+    }
     std::size_t taken = 0;
     while (!stop.stop_requested()) {
       std::size_t free = 0;
@@ -355,6 +371,10 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
 
   // Runs `inv`, which this process holds now.
   void run(const std::shared_ptr<invocation_journal>& inv, make_body make) {
+    {
+      std::lock_guard lock(mutex_);
+      inv->park_sleeps_of(park_after_);
+    }
     if (inv->cancel_requested_at_claim()) {
       try {
         static_cast<void>(inv->cancel("the invocation was cancelled"));
@@ -430,6 +450,27 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   // `start` of its id returns it in this process, and given back to the store, which runs it
   // again after a restart. Then the store's upkeep (compaction) runs here if it is due.
   void finish_invocation(const std::shared_ptr<invocation_journal>& inv, bool journaled) {
+    if (const auto wake = inv->parked_until(); !journaled && wake && !inv->lost_ownership()) {
+      // Parked: the store wakes it at `wake` (the sleep is recorded), on whichever worker;
+      // a handle here reads its outcome from the store. If the store refuses (another worker
+      // took it meanwhile, or it failed), the lease runs out and it is taken over as it is.
+      try {
+        store_->park(inv->owner(), *wake);
+      } catch (...) {
+        try {
+          store_->release(inv->owner());  // the store failed: ready again, rather than held by nobody
+        } catch (...) {
+        }
+      }
+      inv->follow_store();
+      {
+        std::lock_guard lock(mutex_);
+        running_.erase(inv->id());
+      }
+      finished_here_.notify_all();
+      rt_->set_done(inv->done);
+      return;
+    }
     if (!journaled && inv->lost_ownership()) {
       // Another worker took it over (this one's lease ran out): it runs there now, and its
       // outcome is read from the store by whoever waits for it here.
@@ -488,6 +529,7 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
   std::unique_ptr<invocation_store> owned_;  // when built over a journal: the journal_store
   mutable std::mutex mutex_;
   std::condition_variable_any finished_here_;  // an invocation running here ended (for serve)
+  std::optional<std::chrono::nanoseconds> park_after_;  // under mutex_: while serving
   std::map<std::string, make_body> functions_;                                // under mutex_
   std::map<std::string, std::shared_ptr<invocation_journal>> running_;        // under mutex_
   std::map<std::string, std::shared_ptr<invocation_journal>> unjournaled_;    // under mutex_

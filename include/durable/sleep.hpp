@@ -42,7 +42,16 @@ class sleep_awaiter {
     }
     stop_ = ctx->stop;
     time_point wake = relative_ ? add_saturating(rt->now(), for_) : until_;
-    if (ctx->scope != nullptr) wake = journaled_wake(*ctx->scope, wake);
+    if (ctx->scope != nullptr) {
+      wake = journaled_wake(*ctx->scope, wake);
+      // A long sleep of the body itself (path [0, k]: nothing else of the invocation runs) may
+      // park it: the run ends here, and the store wakes the invocation when the time comes.
+      const path_view at = ctx->scope->path();
+      if (at.size() == 1 && at[0] == 0 && !ctx->scope->abandoned() && ctx->scope->invocation().park_until(wake, rt->now())) {
+        parked_ = true;
+        return false;
+      }
+    }
     return wait_.suspend(*rt, stop_, wake, h);
   }
 
@@ -65,6 +74,7 @@ class sleep_awaiter {
   }
 
   void await_resume() {
+    if (parked_) throw journal_failure(1, {}, nullptr, "the invocation is parked until its sleep ends");
     // A stop requested after the timer fired counts too: cancellation is checked after each wait.
     if (wait_.resume() || (stop_ != nullptr && stop_->stop_requested()))
       throw cancelled_failure(status::permanent_error, 1, {}, "the sleep was cancelled");
@@ -76,6 +86,7 @@ class sleep_awaiter {
   time_point until_;
   std::chrono::nanoseconds for_;
   bool relative_;
+  bool parked_ = false;
 };
 
 }  // namespace detail

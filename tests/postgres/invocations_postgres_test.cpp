@@ -180,3 +180,74 @@ TEST_CASE("serve refuses a runtime without worker threads", "[postgres][invocati
   std::stop_source stop;
   CHECK_THROWS_AS(w.journaled.serve(stop.get_token()), std::logic_error);
 }
+
+namespace {
+
+std::atomic<int> before_sleep{0};
+std::atomic<int> after_sleep{0};
+inline constexpr durable::function count_before{"pg.before", []() -> durable_task<int> { co_return ++before_sleep; }};
+inline constexpr durable::function count_after{"pg.after", []() -> durable_task<int> { co_return ++after_sleep; }};
+inline constexpr durable::function sleeper{"pg.sleeper", [](int ms) -> durable_task<int> {
+  const int a = co_await count_before();
+  co_await durable::sleep_for(std::chrono::milliseconds(ms));
+  co_return a * 10 + co_await count_after();
+}};
+
+void register_sleeper(durable::invocations& invocations) {
+  invocations.register_function(count_before);
+  invocations.register_function(count_after);
+  invocations.register_function(sleeper);
+}
+
+}  // namespace
+
+TEST_CASE("a long sleep parks the invocation in the database, and a serving worker takes it up when it ends", "[postgres][invocations]") {
+  before_sleep = after_sleep = 0;
+  schema_owner schema;
+  const durable::postgres::store_options options{.connection = postgres_support::connection_string(), .schema = schema.name};
+  durable::postgres::store submitter_store(options);
+  durable::runtime submitter_rt({.workers = 1});
+  durable::invocations submitter{submitter_rt, submitter_store};
+  register_sleeper(submitter);
+  durable::invocation<int> handle = submitter.submit("nap", sleeper, 1500);
+
+  durable::postgres::store worker_store(options);
+  durable::runtime worker_rt({.workers = 2});
+  durable::invocations worker{worker_rt, worker_store};
+  register_sleeper(worker);
+  std::stop_source stop;
+  std::size_t taken = 0;
+  // Real time: the database's clock decides when a parked invocation is due.
+  std::thread serving([&] { taken = worker.serve(stop.get_token(), {.capacity = 4, .poll = 20ms, .park_after = 500ms}); });
+  bool parked = false;
+  for (int i = 0; i < 500 && !parked; ++i) {
+    parked = submitter_store.read("nap")->state == durable::stored_state::parked;
+    if (!parked) std::this_thread::sleep_for(2ms);
+  }
+  CHECK(parked);
+  CHECK(before_sleep == 1);
+  CHECK(after_sleep == 0);
+  CHECK(handle.get() == 11);
+  stop.request_stop();
+  serving.join();
+  CHECK(taken == 2);  // claimed to start, and again when the sleep ended
+  CHECK(before_sleep == 1);
+  CHECK(after_sleep == 1);
+}
+
+TEST_CASE("a sleep shorter than park_after, or inside a call, keeps the invocation running here", "[postgres][invocations]") {
+  before_sleep = after_sleep = 0;
+  schema_owner schema;
+  const durable::postgres::store_options options{.connection = postgres_support::connection_string(), .schema = schema.name};
+  durable::postgres::store store(options);
+  durable::runtime rt({.workers = 2});
+  durable::invocations invocations{rt, store};
+  register_sleeper(invocations);
+  std::stop_source stop;
+  std::size_t taken = 0;
+  std::thread serving([&] { taken = invocations.serve(stop.get_token(), {.capacity = 4, .poll = 20ms, .park_after = 10s}); });
+  CHECK(invocations.start("short", sleeper, 50).get() == 11);
+  stop.request_stop();
+  serving.join();
+  CHECK(taken == 0);  // started here, never parked, never claimed
+}

@@ -209,6 +209,30 @@ class invocation_journal final : public invocation_progress {
     append(journal_record_type::wait_scheduled, wait, false);
   }
 
+  /// Parks sleeps of at least `after` (set while the invocations layer serves its store);
+  /// nullopt: none.
+  void park_sleeps_of(std::optional<std::chrono::nanoseconds> after) {
+    std::lock_guard lock(mutex_);
+    park_after_ = after;
+  }
+
+  // The run ends without another write: the store is told by the invocations layer
+  // (`parked_until`), which then parks the invocation instead of finishing it.
+  bool park_until(time_point wake, time_point now) override {
+    std::lock_guard lock(mutex_);
+    if (!park_after_ || wake - now < *park_after_ || broken_.load(std::memory_order_acquire)) return false;
+    parked_until_ = wake;
+    if (broken_why_.empty()) broken_why_ = "invocation '" + started_.id + "' is parked until its sleep ends";
+    broken_.store(true, std::memory_order_release);
+    return true;
+  }
+
+  /// When the run ended to park the invocation: the time its sleep ends.
+  [[nodiscard]] std::optional<time_point> parked_until() const {
+    std::lock_guard lock(mutex_);
+    return parked_until_;
+  }
+
   /// True once a write to the journal failed: nothing more is written for this invocation.
   [[nodiscard]] bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
   /// True if that write was refused because another worker holds the invocation now
@@ -368,6 +392,8 @@ class invocation_journal final : public invocation_progress {
   bool cancel_requested_at_claim_ = false;  // under mutex_
   bool elsewhere_ = false;                  // under mutex_: another worker runs it
   bool lost_ = false;                       // under mutex_: a write found it held by another worker
+  std::optional<std::chrono::nanoseconds> park_after_;  // under mutex_
+  std::optional<time_point> parked_until_;              // under mutex_
   bool outcome_claimed_ = false;  // under mutex_
   bool outcome_pending_ = false;  // under mutex_: a claimed write of [0] is in flight
   mutable std::condition_variable settled_;

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "../clock.hpp"
 #include "../codec.hpp"
 #include "../error.hpp"
 #include "../status.hpp"
@@ -44,6 +45,10 @@ class invocation_progress {
   /// Records the completion of the call at `path`, durably (its caller resumes after this),
   /// and remembers it; `record` is its encoded call_completed_record.
   virtual void complete(path_view path, std::span<const std::byte> record) = 0;
+  /// A sleep of the invocation's body (nothing else of it runs) until `wake`, recorded: true if
+  /// the invocation is to be parked instead (its store wakes it then, on whichever worker),
+  /// and then nothing more is written for it here and the sleep ends the run.
+  virtual bool park_until(time_point wake, time_point now) { return static_cast<void>(wake), static_cast<void>(now), false; }
 
  protected:
   ~invocation_progress() = default;
