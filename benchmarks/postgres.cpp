@@ -156,11 +156,10 @@ void refill(raw_connection& db, const std::string& s, std::int64_t& next, int co
 
 constexpr int claim_pool = 5000;
 
-void claims_durable(benchmark::State& state) {
-  if (server() == nullptr) return state.SkipWithError("DURABLE_PG_URL is not set (scripts/with-pg-server)");
-  const std::string s = schema_name("claims");
-  durable::postgres::store store({.connection = server(), .schema = s});
-  raw_connection db(server());
+// Runs `claim_one()` (false: it failed) once per iteration, refilling the table of ready
+// invocations outside the timing whenever `claim_pool` were taken.
+template <class ClaimOne>
+void claim_from_pool(benchmark::State& state, raw_connection& db, const std::string& s, ClaimOne claim_one) {
   std::int64_t next = 0;
   int left = 0;
   for (auto _ : state) {
@@ -170,10 +169,18 @@ void claims_durable(benchmark::State& state) {
       left = claim_pool;
       state.ResumeTiming();
     }
-    if (store.claim(1).size() != 1) return state.SkipWithError("nothing was claimed");
+    if (!claim_one()) return state.SkipWithError("the claim failed");
     --left;
   }
   state.SetItemsProcessed(state.iterations());
+}
+
+void claims_durable(benchmark::State& state) {
+  if (server() == nullptr) return state.SkipWithError("DURABLE_PG_URL is not set (scripts/with-pg-server)");
+  const std::string s = schema_name("claims");
+  durable::postgres::store store({.connection = server(), .schema = s});
+  raw_connection db(server());
+  claim_from_pool(state, db, s, [&] { return store.claim(1).size() == 1; });
   store.drop_schema();
 }
 
@@ -186,19 +193,7 @@ void claims_skip_locked_loop(benchmark::State& state) {
                             "claims = i.claims + 1 FROM (SELECT id FROM " + s + ".invocation WHERE state = 0 "
                             "ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED) AS due WHERE i.id = due.id "
                             "RETURNING i.id, i.epoch, i.started";
-  std::int64_t next = 0;
-  int left = 0;
-  for (auto _ : state) {
-    if (left == 0) {
-      state.PauseTiming();
-      refill(db, s, next, claim_pool);
-      left = claim_pool;
-      state.ResumeTiming();
-    }
-    if (!db.exec(claim, {"me"})) return state.SkipWithError("the claim failed");
-    --left;
-  }
-  state.SetItemsProcessed(state.iterations());
+  claim_from_pool(state, db, s, [&] { return db.exec(claim, {"me"}); });
   db.script("DROP SCHEMA " + s + " CASCADE");
 }
 

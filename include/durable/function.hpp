@@ -254,6 +254,7 @@ class call_journal {
 
   /// The scope the next attempt runs in (the previous attempt's may no longer write).
   [[nodiscard]] journal_scope* begin_attempt(std::uint32_t attempt_number) {
+    call_scope().invocation().before_attempt();
     journal_scope*& attempt = call_scope().current_attempt;
     if (attempt != nullptr) {
       attempt->abandon();

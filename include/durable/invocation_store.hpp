@@ -194,6 +194,12 @@ class invocation_store {
   /// by `invocations::recover`.
   [[nodiscard]] virtual std::vector<std::pair<std::string, std::size_t>> skipped_records() const { return {}; }
 
+  /// False while this worker's hold on its invocations may be running out (a store with
+  /// leases: its last renewal is older than the lease, less a margin). The invocations layer
+  /// then starts no further step of them and hands them back, so that no step starts here
+  /// after another worker may have taken its invocation over. Cheap: asked before every step.
+  [[nodiscard]] virtual bool may_run_steps() const noexcept { return true; }
+
  protected:
   /// The checks of `start`'s arguments every store makes before storing anything.
   static void check_start(std::string_view id, std::string_view function, std::span<const std::byte> started) {

@@ -462,25 +462,17 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
         } catch (...) {
         }
       }
-      inv->follow_store();
-      {
-        std::lock_guard lock(mutex_);
-        running_.erase(inv->id());
-      }
-      finished_here_.notify_all();
-      rt_->set_done(inv->done);
+      leave_to_store(inv);
       return;
     }
     if (!journaled && inv->lost_ownership()) {
-      // Another worker took it over (this one's lease ran out): it runs there now, and its
-      // outcome is read from the store by whoever waits for it here.
-      inv->follow_store();
-      {
-        std::lock_guard lock(mutex_);
-        running_.erase(inv->id());
+      // Another worker took it over, or may soon (this one's lease ran out, or is running out):
+      // it goes on there. A release under this lease is refused if it was taken already.
+      try {
+        store_->release(inv->owner());
+      } catch (...) {
       }
-      finished_here_.notify_all();
-      rt_->set_done(inv->done);
+      leave_to_store(inv);
       return;
     }
     {
@@ -499,6 +491,18 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
     }
     rt_->set_done(inv->done);
     if (journaled) housekeeping();
+  }
+
+  // The invocation goes on elsewhere (another worker, or the store until it wakes): it no
+  // longer runs here, and whoever waits for it here reads its outcome from the store.
+  void leave_to_store(const std::shared_ptr<invocation_journal>& inv) {
+    inv->follow_store();
+    {
+      std::lock_guard lock(mutex_);
+      running_.erase(inv->id());
+    }
+    finished_here_.notify_all();
+    rt_->set_done(inv->done);
   }
 
   // The store's upkeep after a finish; never throws (a failure is an event).

@@ -227,6 +227,22 @@ class invocation_journal final : public invocation_progress {
     return true;
   }
 
+  // A step must not start after another worker may have taken the invocation over: the store
+  // says when its hold may be running out, and the invocation is then handed back (as if
+  // another worker had taken it: its outcome is the store's to tell).
+  void before_attempt() override {
+    if (broken_.load(std::memory_order_acquire)) throw broken_failure();
+    if (store_->may_run_steps()) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (broken_why_.empty())
+        broken_why_ = "the worker's hold on invocation '" + started_.id + "' may be running out (its lease was not renewed in time)";
+      lost_ = true;
+    }
+    broken_.store(true, std::memory_order_release);
+    throw broken_failure();
+  }
+
   /// When the run ended to park the invocation: the time its sleep ends.
   [[nodiscard]] std::optional<time_point> parked_until() const {
     std::lock_guard lock(mutex_);

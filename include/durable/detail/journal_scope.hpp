@@ -49,6 +49,9 @@ class invocation_progress {
   /// the invocation is to be parked instead (its store wakes it then, on whichever worker),
   /// and then nothing more is written for it here and the sleep ends the run.
   virtual bool park_until(time_point wake, time_point now) { return static_cast<void>(wake), static_cast<void>(now), false; }
+  /// Called before each attempt of a call starts: throws a journal_failure if no further step
+  /// of the invocation may run here (it is broken, or its worker's hold may be running out).
+  virtual void before_attempt() {}
 
  protected:
   ~invocation_progress() = default;

@@ -118,7 +118,9 @@ class store final : public invocation_store {
       throw std::invalid_argument("durable::postgres::store: max_claims, retention and retention_batch must not be negative "
                                   "(retention_batch at least 1)");
     migrate();
+    const auto sent = std::chrono::steady_clock::now();
     register_worker(*db_);
+    renewed(sent);
     heartbeat_ = std::jthread([this](std::stop_token stop) { beat(stop); });
   }
   store(const store&) = delete;
@@ -184,8 +186,9 @@ class store final : public invocation_store {
     });
   }
 
+  // Nothing is claimed while the hold may be running out: what was claimed could not run.
   std::vector<claimed_invocation> claim(std::size_t max) override {
-    if (max == 0) return {};
+    if (max == 0 || !may_run_steps()) return {};
     return locked([&](connection& db, bool) { return claim_on(db, max); });
   }
 
@@ -416,6 +419,12 @@ class store final : public invocation_store {
   /// Drops the schema and everything in it (tests).
   void drop_schema() {
     locked([&](connection& db, bool) { db.exec_script("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE"); });
+  }
+
+  /// True until a tenth of the lease before it would run out, counted from when the last
+  /// renewal that succeeded was sent (so never later than the database's own expiry).
+  [[nodiscard]] bool may_run_steps() const noexcept override {
+    return std::chrono::steady_clock::now().time_since_epoch().count() < hold_until_.load(std::memory_order_acquire);
   }
 
   /// How often the store's connection was lost and made again (the heartbeat's not counted).
@@ -715,8 +724,17 @@ class store final : public invocation_store {
       std::lock_guard lock(name_mutex_);
       me_ = std::move(fresh);
     }
+    const auto sent = std::chrono::steady_clock::now();
     register_worker(db);
+    renewed(sent);
     lease_held_.store(true, std::memory_order_release);
+  }
+
+  // The lease was renewed by a statement sent at `sent`: the database's expiry is at least a
+  // lease after that.
+  void renewed(std::chrono::steady_clock::time_point sent) noexcept {
+    const auto until = sent + options_.lease - options_.lease / 10;
+    hold_until_.store(until.time_since_epoch().count(), std::memory_order_release);
   }
 
   void register_worker(connection& db) {
@@ -726,22 +744,31 @@ class store final : public invocation_store {
   }
 
   // The heartbeat: renews the lease every third of it, on a connection of its own (a worker
-  // busy with long statements must not lose its lease for it). A lease found run out stays
-  // out: the next claim joins again under a new name (see `rejoin`).
+  // busy with long statements must not lose its lease for it), and after a failure again every
+  // tenth of it. A lease found run out stays out: the next claim joins again under a new name
+  // (see `rejoin`).
   void beat(const std::stop_token& stop) {
     std::optional<connection> own;
     std::mutex m;
     std::unique_lock lock(m);
+    bool failed = false;
     for (;;) {
       // A wait on the stop token itself: a stop requested before the wait starts is not missed.
-      beat_wake_.wait_for(lock, stop, options_.lease / 3, [] { return false; });
+      beat_wake_.wait_for(lock, stop, failed ? options_.lease / 10 : options_.lease / 3, [] { return false; });
       if (stop.stop_requested()) return;
+      failed = true;
       try {
         if (!own || !own->ok()) own.emplace(options_.connection);
+        const auto sent = std::chrono::steady_clock::now();
         result r = own->exec("UPDATE " + table("worker") + " SET lease_until = " + now_sql(2) + " + $3 WHERE id = $1 AND lease_until >= " +
                                  now_sql(2),
                              now_params(parameters().text(worker())).number(lease_ns()));
-        if (r.affected() != 1) lease_held_.store(false, std::memory_order_release);
+        if (r.affected() != 1) {
+          lease_held_.store(false, std::memory_order_release);
+        } else {
+          renewed(sent);
+        }
+        failed = false;
       } catch (...) {
         own.reset();  // reconnect at the next beat; the lease runs out meanwhile if the server is gone
       }
@@ -911,6 +938,7 @@ class store final : public invocation_store {
   std::vector<pending_checkpoint*> batch_queue_;   // under batch_mutex_
   bool batch_in_flight_ = false;                   // under batch_mutex_
   mutable std::atomic<std::uint64_t> reconnections_{0};
+  std::atomic<std::int64_t> hold_until_{0};  // steady_clock ticks: see may_run_steps
   std::condition_variable_any beat_wake_;
   std::jthread heartbeat_;  // last: started once everything else is ready, stopped first
 };

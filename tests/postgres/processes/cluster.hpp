@@ -120,6 +120,29 @@ class own_server {
   std::string url_;
 };
 
+/// Submits `count` invocations of the five-step function, ids `<prefix>-<n>` from `first`
+/// on, from a store and runtime of the test's own (a submitter, not a worker); their ids.
+inline std::vector<std::string> submit(durable::invocations& submitter, const std::string& prefix, int count,
+                                       std::size_t first = 0) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < count; ++i) {
+    ids.push_back(prefix + "-" + std::to_string(first + static_cast<std::size_t>(i)));
+    static_cast<void>(submitter.submit(ids.back(), scenario::five_steps, ids.back()));
+  }
+  return ids;
+}
+
+/// A process's way to submit work to the schema without serving it.
+struct submitter {
+  submitter(const std::string& url, const std::string& schema, int lease_ms = 10'000)
+      : store({.connection = url, .schema = schema, .lease = std::chrono::milliseconds(lease_ms)}) {
+    scenario::register_all(invocations);
+  }
+  durable::postgres::store store;
+  durable::runtime rt{{.workers = 1}};
+  durable::invocations invocations{rt, store};
+};
+
 /// One line of the side-effect log.
 struct effect {
   std::string id;

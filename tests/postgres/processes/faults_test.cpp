@@ -24,17 +24,8 @@ TEST_CASE("backends terminated at random and a server crash strand nothing and l
   const std::filesystem::path effects = std::filesystem::temp_directory_path() / (schema + ".effects");
   constexpr int invocation_count = 600;
 
-  std::vector<std::string> ids;
-  {
-    durable::postgres::store store({.connection = url, .schema = schema});
-    durable::runtime rt({.workers = 1});
-    durable::invocations invocations{rt, store};
-    scenario::register_all(invocations);
-    for (int i = 0; i < invocation_count; ++i) {
-      ids.push_back("fault-" + std::to_string(i));
-      static_cast<void>(invocations.submit(ids.back(), scenario::five_steps, ids.back()));
-    }
-  }
+  cluster::submitter submitter(url, schema);
+  const std::vector<std::string> ids = cluster::submit(submitter.invocations, "fault", invocation_count);
   cluster::workers workers(url, schema, effects, 3000, 16);
   for (int w = 0; w < 2; ++w) workers.start();
 

@@ -37,16 +37,11 @@ TEST_CASE("workers killed at random: every invocation finishes right, no stored 
   constexpr int lease_ms = 1000;
   constexpr int poll_ms = 100;  // the worker's serve_options::poll (worker.cpp)
 
-  durable::postgres::store store({.connection = url, .schema = schema, .lease = std::chrono::milliseconds(lease_ms)});
-  durable::runtime rt({.workers = 1});
-  durable::invocations invocations{rt, store};
-  scenario::register_all(invocations);
+  cluster::submitter submitter(url, schema, lease_ms);
   std::vector<std::string> ids;
   auto submit = [&](int count) {
-    for (int i = 0; i < count; ++i) {
-      ids.push_back("kill-" + std::to_string(ids.size()));
-      static_cast<void>(invocations.submit(ids.back(), scenario::five_steps, ids.back()));
-    }
+    const auto more = cluster::submit(submitter.invocations, "kill", count, ids.size());
+    ids.insert(ids.end(), more.begin(), more.end());
   };
   submit(200);
 
@@ -123,5 +118,5 @@ TEST_CASE("workers killed at random: every invocation finishes right, no stored 
   // two: the one in progress and the next) reaps and claims. 10 ms is the watcher's own poll.
   CHECK(slowest <= lease_ms + 2 * poll_ms + 10);
   std::filesystem::remove(effects);
-  store.drop_schema();
+  submitter.store.drop_schema();
 }

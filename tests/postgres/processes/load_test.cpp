@@ -16,17 +16,8 @@ TEST_CASE("four workers finish 2,000 invocations, each step's side effect exactl
   const std::filesystem::path effects = std::filesystem::temp_directory_path() / (schema + ".effects");
   constexpr int invocation_count = 2000;
 
-  std::vector<std::string> ids;
-  {
-    durable::postgres::store store({.connection = url, .schema = schema});
-    durable::runtime rt({.workers = 1});
-    durable::invocations invocations{rt, store};
-    scenario::register_all(invocations);
-    for (int i = 0; i < invocation_count; ++i) {
-      ids.push_back("load-" + std::to_string(i));
-      static_cast<void>(invocations.submit(ids.back(), scenario::five_steps, ids.back()));
-    }
-  }
+  cluster::submitter submitter(url, schema);
+  const std::vector<std::string> ids = cluster::submit(submitter.invocations, "load", invocation_count);
   cluster::workers workers(url, schema, effects, 5000, 16);
   for (int w = 0; w < 4; ++w) workers.start();
   const auto started = std::chrono::steady_clock::now();
