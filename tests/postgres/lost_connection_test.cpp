@@ -204,6 +204,8 @@ TEST_CASE("a checkpoint lost with its connection before it landed is written onc
 
 TEST_CASE("a finish whose reply a lost connection took is found to have landed", "[postgres]") {
   store_behind_proxy s;
+  const durable::lease earlier = s.store.start("b", "flow", started_bytes("b")).claimed->owner;
+  s.store.finish(earlier, completed_type, completion_bytes("b", {0}, 1));  // the statement is prepared now
   const durable::lease owner = s.store.start("a", "flow", started_bytes("a")).claimed->owner;
   s.proxy.hold_replies();
   auto in_flight = std::async(std::launch::async, [&] {
@@ -217,12 +219,14 @@ TEST_CASE("a finish whose reply a lost connection took is found to have landed",
 
 TEST_CASE("invocations a lost claim took are handed back, not held by nobody", "[postgres]") {
   store_behind_proxy s;
+  CHECK(s.store.claim(10).empty());  // prepares the claim's statement
   {
     durable::postgres::store other({.connection = postgres_support::connection_string(), .schema = s.schema});
     const durable::lease l = other.start("a", "flow", started_bytes("a")).claimed->owner;
     other.release(l);
   }
-  s.proxy.hold_replies_after("AS due WHERE i.id = due.id");  // the claim's own statement, past the reaping
+  // The claim's own statement (prepared by then: its parameters name this worker), past the reaping.
+  s.proxy.hold_replies_after(s.store.worker());
   auto in_flight = std::async(std::launch::async, [&] { return s.store.claim(10); });
   REQUIRE(eventually("SELECT 1 FROM " + s.schema + ".invocation WHERE id = 'a' AND state = 1"));  // the claim landed
   s.proxy.cut();

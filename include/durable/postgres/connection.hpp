@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -163,6 +164,16 @@ class connection {
     exec("SET client_min_messages = warning");
   }
 
+  /// Runs `sql` with `params` as a prepared statement: prepared on this connection the first
+  /// time (parsed and planned once), then only executed. For the few statements a store runs
+  /// over and over; the text is the key, so it must not vary.
+  result exec_prepared(const std::string& sql, const parameters& params) {
+    const std::string& name = prepared(sql, params.size());
+    result r(PQexecPrepared(conn_.get(), name.c_str(), params.size(), params.values(), params.lengths(), params.formats(), 1));
+    check(r, sql);
+    return r;
+  }
+
   /// Runs `sql` with `params`; throws database_error if it fails.
   result exec(const std::string& sql, const parameters& params = {}) {
     result r(PQexecParams(conn_.get(), sql.c_str(), params.size(), nullptr, params.values(), params.lengths(),
@@ -176,8 +187,12 @@ class connection {
   /// that fails rolls the whole transaction back and throws its database_error (nothing of it
   /// is stored); a lost connection throws with `connection_lost()`, and then the transaction
   /// may or may not have committed.
+  /// The statements are prepared ones (see exec_prepared).
   std::vector<result> exec_in_one_transaction(const std::vector<std::pair<const std::string*, const parameters*>>& statements) {
     PGconn* c = conn_.get();
+    std::vector<const std::string*> names;
+    names.reserve(statements.size());
+    for (const auto& [sql, params] : statements) names.push_back(&prepared(*sql, params->size()));  // before the pipeline
     if (PQenterPipelineMode(c) != 1) throw database_error("durable::postgres: cannot enter pipeline mode: " + trimmed(PQerrorMessage(c)), {});
     struct leave_pipeline {
       PGconn* c;
@@ -192,14 +207,15 @@ class connection {
         }
       }
     } leave{c};
-    const auto send = [&](const char* sql, const parameters* p) {
-      const int ok = p == nullptr ? PQsendQueryParams(c, sql, 0, nullptr, nullptr, nullptr, nullptr, 1)
-                                  : PQsendQueryParams(c, sql, p->size(), nullptr, p->values(), p->lengths(), p->formats(), 1);
+    const auto sent = [&](int ok) {
       if (ok != 1) throw database_error("durable::postgres: cannot send a statement: " + trimmed(PQerrorMessage(c)), {});
     };
-    send("BEGIN", nullptr);
-    for (const auto& [sql, params] : statements) send(sql->c_str(), params);
-    send("COMMIT", nullptr);
+    sent(PQsendQueryParams(c, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 1));
+    for (std::size_t k = 0; k < statements.size(); ++k) {
+      const parameters& p = *statements[k].second;
+      sent(PQsendQueryPrepared(c, names[k]->c_str(), p.size(), p.values(), p.lengths(), p.formats(), 1));
+    }
+    sent(PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 1));
     if (PQpipelineSync(c) != 1) throw database_error("durable::postgres: cannot send a pipeline: " + trimmed(PQerrorMessage(c)), {});
     leave.synced = true;
     // Each statement's result, then a null; BEGIN's and COMMIT's are checked, not returned.
@@ -249,6 +265,14 @@ class connection {
     const char* const values[] = {"10", conninfo.c_str(), nullptr};
     return PQconnectdbParams(keywords, values, 1);
   }
+  // The name of `sql` prepared on this connection, preparing it the first time.
+  const std::string& prepared(const std::string& sql, int parameter_count) {
+    if (const auto found = prepared_.find(sql); found != prepared_.end()) return found->second;
+    std::string name = "durable_" + std::to_string(prepared_.size() + 1);
+    result r(PQprepare(conn_.get(), name.c_str(), sql.c_str(), parameter_count, nullptr));
+    check(r, sql);
+    return prepared_.emplace(sql, std::move(name)).first->second;
+  }
   static PGresult* r_of(const result& r) noexcept { return r.raw(); }
   static std::string trimmed(const char* s) {
     std::string out = s != nullptr ? s : "";
@@ -263,6 +287,7 @@ class connection {
   }
 
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn_;
+  std::unordered_map<std::string, std::string> prepared_;  // statement text -> its name here
 };
 
 }  // namespace durable::postgres

@@ -156,7 +156,7 @@ class store final : public invocation_store {
   start_reply start(std::string_view id, std::string_view function, std::span<const std::byte> started) override {
     check_start(id, function, started);
     return locked([&](connection& db, bool retried) -> start_reply {
-      result created = db.exec("INSERT INTO " + table("invocation") +
+      result created = db.exec_prepared("INSERT INTO " + table("invocation") +
                                    " (id, function, state, owner, epoch, claims, started) "
                                    "VALUES ($1, $2, 1, $3, 1, 1, $4::bytea) ON CONFLICT (id) DO NOTHING RETURNING epoch",
                                parameters().text(id).text(function).text(me_).bytes(started));
@@ -207,7 +207,7 @@ class store final : public invocation_store {
       reap_due_ = false;
       next_reap_ = now + std::chrono::milliseconds(100);
     }
-    result taken = db.exec(
+    result taken = db.exec_prepared(
         "UPDATE " + table("invocation") +
             " AS i SET state = 1, owner = $1, epoch = i.epoch + 1, claims = i.claims + 1 FROM ("
             // Ready and due-parked invocations apart, each through its partial index (an OR of
@@ -284,7 +284,7 @@ class store final : public invocation_store {
   void finish(const lease& owner, std::uint8_t type, std::span<const std::byte> outcome) override {
     journal::check_append(type, outcome);
     locked([&](connection& db, bool retried) {
-      result r = db.exec("UPDATE " + table("invocation") +
+      result r = db.exec_prepared("UPDATE " + table("invocation") +
                              " SET state = 3, owner = NULL, outcome_type = $3::smallint, outcome = $4::bytea, "
                              "finished_at = " + now_sql(5) + " WHERE id = $1 AND epoch = $2 AND state = 1",
                          now_params(parameters().text(owner.invocation).number(static_cast<std::int64_t>(owner.epoch))
@@ -508,7 +508,7 @@ class store final : public invocation_store {
                                     .number(acknowledged).number(type).bytes(payload));
         if (landed.rows() == 1) return acknowledge(owner, landed.boolean(0, 1), landed.number(0, 0));
       }
-      result r = db.exec(checkpoint_sql_, checkpoint_parameters(owner, type, payload));
+      result r = db.exec_prepared(checkpoint_sql_, checkpoint_parameters(owner, type, payload));
       if (r.rows() != 1) throw lost(owner, "an append");
       return acknowledge(owner, r.boolean(0, 1), r.number(0, 0));
     });
@@ -809,7 +809,7 @@ class store final : public invocation_store {
   }
 
   [[nodiscard]] std::vector<journal_record> records_of(connection& db, std::string_view id) const {
-    result r = db.exec("SELECT type, payload FROM " + table("record") + " WHERE invocation_id = $1 ORDER BY seq",
+    result r = db.exec_prepared("SELECT type, payload FROM " + table("record") + " WHERE invocation_id = $1 ORDER BY seq",
                         parameters().text(id));
     std::vector<journal_record> out;
     out.reserve(static_cast<std::size_t>(r.rows()));
