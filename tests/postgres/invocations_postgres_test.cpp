@@ -193,35 +193,47 @@ inline constexpr durable::function sleeper{"pg.sleeper", [](int ms) -> durable_t
   co_return a * 10 + co_await count_after();
 }};
 
-void register_sleeper(durable::invocations& invocations) {
-  invocations.register_function(count_before);
-  invocations.register_function(count_after);
-  invocations.register_function(sleeper);
-}
+inline constexpr durable::function inner_nap{"pg.inner_nap", [](int ms) -> durable_task<int> {
+  co_await durable::sleep_for(std::chrono::milliseconds(ms));
+  co_return 7;
+}};
+inline constexpr durable::function nested_sleeper{"pg.nested_sleeper", [](int ms) -> durable_task<int> {
+  co_return co_await inner_nap(ms);
+}};
+
+/// A process on the schema with the sleeping functions registered, its runtime on `threads`.
+struct sleeping_process {
+  sleeping_process(const std::string& schema, unsigned threads)
+      : store({.connection = postgres_support::connection_string(), .schema = schema}), rt({.workers = threads}) {
+    invocations.register_function(count_before);
+    invocations.register_function(count_after);
+    invocations.register_function(sleeper);
+    invocations.register_function(inner_nap);
+    invocations.register_function(nested_sleeper);
+  }
+  durable::postgres::store store;
+  durable::runtime rt;
+  durable::invocations invocations{rt, store};
+};
 
 }  // namespace
 
 TEST_CASE("a long sleep parks the invocation in the database, and a serving worker takes it up when it ends", "[postgres][invocations]") {
   before_sleep = after_sleep = 0;
   schema_owner schema;
-  const durable::postgres::store_options options{.connection = postgres_support::connection_string(), .schema = schema.name};
-  durable::postgres::store submitter_store(options);
-  durable::runtime submitter_rt({.workers = 1});
-  durable::invocations submitter{submitter_rt, submitter_store};
-  register_sleeper(submitter);
-  durable::invocation<int> handle = submitter.submit("nap", sleeper, 1500);
+  sleeping_process submitter(schema.name, 1);
+  durable::invocation<int> handle = submitter.invocations.submit("nap", sleeper, 1500);
 
-  durable::postgres::store worker_store(options);
-  durable::runtime worker_rt({.workers = 2});
-  durable::invocations worker{worker_rt, worker_store};
-  register_sleeper(worker);
+  sleeping_process worker(schema.name, 2);
   std::stop_source stop;
   std::size_t taken = 0;
   // Real time: the database's clock decides when a parked invocation is due.
-  std::thread serving([&] { taken = worker.serve(stop.get_token(), {.capacity = 4, .poll = 20ms, .park_after = 500ms}); });
+  std::thread serving([&] {
+    taken = worker.invocations.serve(stop.get_token(), {.capacity = 4, .poll = 20ms, .park_after = 500ms});
+  });
   bool parked = false;
   for (int i = 0; i < 500 && !parked; ++i) {
-    parked = submitter_store.read("nap")->state == durable::stored_state::parked;
+    parked = submitter.store.read("nap")->state == durable::stored_state::parked;
     if (!parked) std::this_thread::sleep_for(2ms);
   }
   CHECK(parked);
@@ -236,17 +248,16 @@ TEST_CASE("a long sleep parks the invocation in the database, and a serving work
 }
 
 TEST_CASE("a sleep shorter than park_after, or inside a call, keeps the invocation running here", "[postgres][invocations]") {
-  before_sleep = after_sleep = 0;
   schema_owner schema;
-  const durable::postgres::store_options options{.connection = postgres_support::connection_string(), .schema = schema.name};
-  durable::postgres::store store(options);
-  durable::runtime rt({.workers = 2});
-  durable::invocations invocations{rt, store};
-  register_sleeper(invocations);
+  sleeping_process process(schema.name, 2);
   std::stop_source stop;
   std::size_t taken = 0;
-  std::thread serving([&] { taken = invocations.serve(stop.get_token(), {.capacity = 4, .poll = 20ms, .park_after = 10s}); });
-  CHECK(invocations.start("short", sleeper, 50).get() == 11);
+  std::thread serving([&] {
+    taken = process.invocations.serve(stop.get_token(), {.capacity = 4, .poll = 20ms, .park_after = 100ms});
+  });
+  before_sleep = after_sleep = 0;
+  CHECK(process.invocations.start("short", sleeper, 50).get() == 11);       // shorter than park_after
+  CHECK(process.invocations.start("nested", nested_sleeper, 300).get() == 7);  // longer, but inside a call
   stop.request_stop();
   serving.join();
   CHECK(taken == 0);  // started here, never parked, never claimed
