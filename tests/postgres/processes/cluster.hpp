@@ -92,7 +92,7 @@ class own_server {
   own_server()
       : dir_(std::filesystem::temp_directory_path() / ("durable-own-pg-" + std::to_string(::getpid()) + "-" +
                                                      std::to_string(counter()++))),
-        port_(std::to_string(56000 + (::getpid() * 7 + counter()) % 1000)) {
+        port_(std::to_string(60000 + (::getpid() * 7 + counter()) % 1000)) {  // apart from the fixtures (55000-59095)
     REQUIRE(run(script() + " start " + dir_.string() + " " + port_ + " >/dev/null") == 0);
     std::ifstream in(dir_ / "url");
     std::getline(in, url_);
