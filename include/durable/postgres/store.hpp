@@ -207,17 +207,7 @@ class store final : public invocation_store {
       reap_due_ = false;
       next_reap_ = now + std::chrono::milliseconds(100);
     }
-    result taken = db.exec_prepared(
-        "UPDATE " + table("invocation") +
-            " AS i SET state = 1, owner = $1, epoch = i.epoch + 1, claims = i.claims + 1 FROM ("
-            // Ready and due-parked invocations apart, each through its partial index (an OR of
-            // the two would scan the table), then the oldest of both.
-            "SELECT id FROM (SELECT id, created FROM (SELECT id, created FROM " + table("invocation") +
-            " WHERE state = 0 AND claims < $4 ORDER BY created LIMIT $2 FOR UPDATE SKIP LOCKED) ready UNION ALL "
-            "SELECT id, created FROM (SELECT id, created FROM " + table("invocation") + " WHERE state = 2 AND ready_at <= " +
-            now_sql(3) + " AND claims < $4 ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED) woken) both_kinds "
-            "ORDER BY created LIMIT $2) AS due WHERE i.id = due.id "
-            "RETURNING i.id, i.epoch, i.started, i.cancel_requested, i.created, i.next_seq",
+    result taken = db.exec_prepared(claim_sql_,
         now_params(parameters().text(me_).number(limit)).number(claim_limit()));
     struct taken_row {
       std::int64_t order;
@@ -912,6 +902,18 @@ class store final : public invocation_store {
 
   store_options options_;
   std::string schema_;
+  // The claim: ready and due-parked invocations apart, each through its partial index (an OR of
+  // the two would scan the table), then the oldest of both, taken under a new epoch. Built
+  // once: it is run for every claim.
+  std::string claim_sql_ =
+      "UPDATE " + table("invocation") +
+      " AS i SET state = 1, owner = $1, epoch = i.epoch + 1, claims = i.claims + 1 FROM ("
+      "SELECT id FROM (SELECT id, created FROM (SELECT id, created FROM " + table("invocation") +
+      " WHERE state = 0 AND claims < $4 ORDER BY created LIMIT $2 FOR UPDATE SKIP LOCKED) ready UNION ALL "
+      "SELECT id, created FROM (SELECT id, created FROM " + table("invocation") + " WHERE state = 2 AND ready_at <= " +
+      now_sql(3) + " AND claims < $4 ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED) woken) both_kinds "
+      "ORDER BY created LIMIT $2) AS due WHERE i.id = due.id "
+      "RETURNING i.id, i.epoch, i.started, i.cancel_requested, i.created, i.next_seq";
   // The fenced statement of a checkpoint: the invocation's next seq, only while this epoch
   // holds it, and the record with that seq; a record stored means progress (claims back to 0).
   std::string checkpoint_sql_ =
