@@ -2,7 +2,7 @@
 //
 //   durable_postgres_worker <connection> <schema> <lease ms> <capacity>
 //
-// Steps append to $DURABLE_TEST_EFFECTS. Prints "ready" once it serves.
+// Steps append to $DURABLE_TEST_EFFECTS.
 #include <signal.h>
 
 #include <cstdio>
@@ -41,8 +41,6 @@ int main(int argc, char* argv[]) {
     durable::runtime rt({.workers = 2});
     durable::invocations invocations{rt, store};
     scenario::register_all(invocations);
-    std::printf("ready\n");
-    std::fflush(stdout);
     static_cast<void>(invocations.serve(stop.get_token(),
                                         {.capacity = static_cast<std::size_t>(std::atoi(argv[4])),
                                          .poll = std::chrono::milliseconds(100)}));
