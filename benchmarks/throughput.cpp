@@ -11,6 +11,15 @@
 //
 // The work runs on other threads, so the benchmarks use real time (`/real_time`), and so does
 // the ratio that scripts/bench-report computes for them.
+//
+// `spawn/` (issue #18) measures how throughput grows with workers: 1, 2 and
+// hardware_concurrency() of them. The benchmark's thread hands out 50 seeds, and each seed
+// starts 1/50 of the 100,000 fail-once calls from inside the pool, as a request handler would:
+// on durable, a spawned task that spawns; on the baselines, a job that posts jobs. Two
+// baselines: the plain pool above (`spawn/plain_pool:`, one queue under one lock), and
+// `spawn/baseline:`, a work-stealing pool written by hand (a queue per thread under its own
+// lock; an idle thread steals half of another's; a post wakes a sleeping thread only if there
+// is one).
 #include <benchmark/benchmark.h>
 
 #include <durable/durable.hpp>
@@ -23,6 +32,7 @@
 #include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -46,17 +56,19 @@ struct maintenance : std::runtime_error {
 // both sides: each is touched only by the two tries of its own call, which the queue hand-off
 // between them orders (the pool's mutex; the runtime's queues), so a build with
 // -fsanitize=thread would report a hand-off that fails to. `generation` is written by the
-// benchmark's thread only between iterations, while nothing runs.
+// benchmark's thread only between iterations, while nothing runs. A call that succeeds marks
+// `finished_in[i]` the same way, and the benchmark's thread counts the marks once everything
+// is idle: a shared atomic counter would bounce one cache line between the workers on every
+// call and cap every side's scaling with the counter's, not the scheduler's.
 struct calls {
   std::vector<std::uint32_t> failed_in = std::vector<std::uint32_t>(call_count, 0);
+  std::vector<std::uint32_t> finished_in = std::vector<std::uint32_t>(call_count, 0);
   std::uint32_t generation = 0;
-  std::atomic<std::uint32_t> completed{0};
 
-  void start_iteration() noexcept {
-    ++generation;
-    completed.store(0, std::memory_order_relaxed);
-  }
+  void start_iteration() noexcept { ++generation; }
 };
+
+void finished(calls& c, std::uint32_t i) noexcept { c.finished_in[i] = c.generation; }
 
 // One try of call i: false the first time in this iteration ("failed"), true after.
 bool try_once(calls& c, std::uint32_t i) noexcept {
@@ -71,7 +83,12 @@ bool try_once(calls& c, std::uint32_t i) noexcept {
 }
 
 void check_completed(benchmark::State& state, const calls& c) {
-  if (c.completed.load(std::memory_order_relaxed) != call_count) state.SkipWithError("not every call completed");
+  for (const std::uint32_t g : c.finished_in) {
+    if (g != c.generation) {
+      state.SkipWithError("not every call completed");
+      return;
+    }
+  }
 }
 
 void report(benchmark::State& state) {
@@ -141,6 +158,125 @@ class thread_pool {
   std::vector<std::thread> threads_;  // last: started after every other member exists
 };
 
+// The work-stealing baseline: each thread owns a deque (under a lock of its own, which only
+// a thief also takes) and runs it first in, first out; a job posted on a pool thread goes to
+// that thread's deque; one posted from outside goes to a deque chosen round robin. An idle
+// thread steals half of another's deque, and sleeps (on one condition variable) only when
+// every deque looked empty. `wait_idle` waits for the count of posted, unfinished jobs to reach
+// zero.
+class stealing_pool {
+ public:
+  explicit stealing_pool(unsigned threads) : queues_(threads) {
+    for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this, i] { work(i); });
+  }
+  stealing_pool(const stealing_pool&) = delete;
+  stealing_pool& operator=(const stealing_pool&) = delete;
+  ~stealing_pool() {
+    {
+      std::lock_guard lock(sleep_mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  void post(std::function<void()> job) {
+    pending_.fetch_add(1, std::memory_order_relaxed);
+    const unsigned target = current_index_ != nullptr && current_pool_ == this
+                                ? *current_index_
+                                : next_.fetch_add(1, std::memory_order_relaxed) % queues_.size();
+    {
+      std::lock_guard lock(queues_[target].mutex);
+      queues_[target].jobs.push_back(std::move(job));
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // against a thread going to sleep
+    if (sleepers_.load(std::memory_order_relaxed) != 0) {
+      std::lock_guard lock(sleep_mutex_);
+      wake_.notify_one();
+    }
+  }
+
+  void wait_idle() {
+    std::unique_lock lock(sleep_mutex_);
+    idle_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
+
+ private:
+  struct queue {
+    std::mutex mutex;
+    std::deque<std::function<void()>> jobs;
+  };
+
+  bool take(unsigned i, std::function<void()>& job) {
+    std::lock_guard lock(queues_[i].mutex);
+    if (queues_[i].jobs.empty()) return false;
+    job = std::move(queues_[i].jobs.front());
+    queues_[i].jobs.pop_front();
+    return true;
+  }
+
+  bool steal(unsigned i) {
+    for (std::size_t k = 1; k < queues_.size(); ++k) {
+      queue& victim = queues_[(i + k) % queues_.size()];
+      std::deque<std::function<void()>> taken;
+      {
+        std::lock_guard lock(victim.mutex);
+        const std::size_t n = victim.jobs.size() - victim.jobs.size() / 2;
+        for (std::size_t j = 0; j < n; ++j) {
+          taken.push_back(std::move(victim.jobs.front()));
+          victim.jobs.pop_front();
+        }
+      }
+      if (taken.empty()) continue;
+      std::lock_guard lock(queues_[i].mutex);
+      for (auto& job : taken) queues_[i].jobs.push_back(std::move(job));
+      return true;
+    }
+    return false;
+  }
+
+  void work(unsigned i) {
+    current_pool_ = this;
+    current_index_ = &i;
+    std::function<void()> job;
+    for (;;) {
+      if (take(i, job) || (steal(i) && take(i, job))) {
+        job();
+        job = nullptr;
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard lock(sleep_mutex_);
+          idle_.notify_all();
+        }
+        continue;
+      }
+      std::unique_lock lock(sleep_mutex_);
+      if (stopping_) return;
+      sleepers_.fetch_add(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      bool any = false;
+      for (auto& q : queues_) {
+        std::lock_guard queue_lock(q.mutex);
+        any = any || !q.jobs.empty();
+      }
+      if (!any) wake_.wait(lock);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      if (stopping_) return;
+    }
+  }
+
+  static inline thread_local const stealing_pool* current_pool_ = nullptr;
+  static inline thread_local const unsigned* current_index_ = nullptr;
+  std::vector<queue> queues_;
+  std::atomic<unsigned> next_{0};
+  std::atomic<std::int64_t> pending_{0};
+  std::atomic<unsigned> sleepers_{0};
+  std::mutex sleep_mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;  // last: started after every other member exists
+};
+
 struct pool_work {
   thread_pool& pool;
   calls& c;
@@ -165,7 +301,7 @@ void pool_try(const pool_work* w, std::uint32_t i) {
       return;
     }
   }
-  w->c.completed.fetch_add(1, std::memory_order_relaxed);
+  finished(w->c, i);
 }
 
 template <bool Throw, unsigned Workers>
@@ -199,17 +335,87 @@ inline constexpr durable::function flaky_fail{
     "flaky_fail",
     [](calls* c, std::uint32_t i) -> task<> {
       if (!try_once(*c, i)) co_yield durable::fail(durable::status::temporary_error, "not yet", 0ms);
-      c->completed.fetch_add(1, std::memory_order_relaxed);
+      finished(*c, i);
     },
     immediately};
 
 inline constexpr durable::function flaky_throw{"flaky_throw",
                                                [](calls* c, std::uint32_t i) -> task<> {
                                                  try_once_or_throw(*c, i);
-                                                 c->completed.fetch_add(1, std::memory_order_relaxed);
+                                                 finished(*c, i);
                                                  co_return;
                                                },
                                                immediately};
+
+// ---- spawn/: 50 seeds, each starting its share of the calls from inside the pool ----
+
+constexpr std::uint32_t seed_count = 50;
+constexpr std::uint32_t calls_per_seed = call_count / seed_count;
+static_assert(call_count % seed_count == 0);
+
+template <class Pool>
+struct seeded_work {
+  Pool& pool;
+  calls& c;
+};
+
+template <class Pool>
+void seeded_try(const seeded_work<Pool>* w, std::uint32_t i) {
+  if (!try_once(w->c, i)) {
+    w->pool.post([w, i] { seeded_try(w, i); });
+    return;
+  }
+  finished(w->c, i);
+}
+
+template <class Pool>
+void seeded_pool(benchmark::State& state) {
+  calls c;
+  Pool pool(static_cast<unsigned>(state.range(0)));
+  const seeded_work<Pool> w{pool, c};
+  for (auto _ : state) {
+    c.start_iteration();
+    for (std::uint32_t s = 0; s < seed_count; ++s) {
+      pool.post([p = &w, s] {
+        for (std::uint32_t i = s * calls_per_seed; i < (s + 1) * calls_per_seed; ++i)
+          p->pool.post([p, i] { seeded_try(p, i); });
+      });
+    }
+    pool.wait_idle();
+    check_completed(state, c);
+  }
+  report(state);
+}
+
+// ---- chain/: 100 chains of 1,000 calls, each call starting the next once it succeeds ----
+
+constexpr std::uint32_t chain_count = 100;
+constexpr std::uint32_t chain_length = call_count / chain_count;
+static_assert(call_count % chain_count == 0);
+
+template <class Pool>
+void chained_try(const seeded_work<Pool>* w, std::uint32_t i) {
+  if (!try_once(w->c, i)) {
+    w->pool.post([w, i] { chained_try(w, i); });
+    return;
+  }
+  finished(w->c, i);
+  if ((i + 1) % chain_length != 0) w->pool.post([w, i] { chained_try(w, i + 1); });
+}
+
+template <class Pool>
+void chained_pool(benchmark::State& state) {
+  calls c;
+  Pool pool(static_cast<unsigned>(state.range(0)));
+  const seeded_work<Pool> w{pool, c};
+  for (auto _ : state) {
+    c.start_iteration();
+    for (std::uint32_t k = 0; k < chain_count; ++k) pool.post([p = &w, k] { chained_try(p, k * chain_length); });
+    pool.wait_idle();
+    check_completed(state, c);
+  }
+  report(state);
+}
 
 template <bool Throw, unsigned Workers>
 void durable_runtime(benchmark::State& state) {
@@ -228,6 +434,65 @@ void durable_runtime(benchmark::State& state) {
     check_completed(state, c);
   }
   report(state);
+}
+
+task<> seed(durable::runtime& rt, calls& c, std::uint32_t s) {
+  for (std::uint32_t i = s * calls_per_seed; i < (s + 1) * calls_per_seed; ++i) rt.spawn(flaky_fail(&c, i));
+  co_return;
+}
+
+void seeded_durable(benchmark::State& state) {
+  calls c;
+  durable::runtime rt{durable::runtime_options{.seed = 1, .workers = static_cast<unsigned>(state.range(0))}};
+  for (auto _ : state) {
+    c.start_iteration();
+    for (std::uint32_t s = 0; s < seed_count; ++s) rt.spawn(seed(rt, c, s));
+    rt.run_until_idle();
+    check_completed(state, c);
+  }
+  report(state);
+}
+
+// A fail-once call that, once it succeeds, spawns the next call of its chain.
+task<> chained_body(calls* c, durable::runtime* rt, std::uint32_t i);
+constexpr durable::function<task<> (*)(calls*, durable::runtime*, std::uint32_t)> chained{"chained", &chained_body,
+                                                                                         immediately};
+task<> chained_body(calls* c, durable::runtime* rt, std::uint32_t i) {
+  if (!try_once(*c, i)) co_yield durable::fail(durable::status::temporary_error, "not yet", 0ms);
+  finished(*c, i);
+  if ((i + 1) % chain_length != 0) rt->spawn(chained(c, rt, i + 1));
+}
+
+void chained_durable(benchmark::State& state) {
+  calls c;
+  durable::runtime rt{durable::runtime_options{.seed = 1, .workers = static_cast<unsigned>(state.range(0))}};
+  for (auto _ : state) {
+    c.start_iteration();
+    for (std::uint32_t k = 0; k < chain_count; ++k) rt.spawn(chained(&c, &rt, k * chain_length));
+    rt.run_until_idle();
+    check_completed(state, c);
+  }
+  report(state);
+}
+
+// 1, 2 and hardware_concurrency() workers (the last only where it is neither 1 nor 2).
+void register_spawn_benchmarks() {
+  std::vector<unsigned> counts{1, 2};
+  if (const unsigned hw = std::thread::hardware_concurrency(); hw > 2) counts.push_back(hw);
+  for (const unsigned n : counts) {
+    const std::string workers = ":workers=" + std::to_string(n);
+    for (auto [name, run] : {std::pair{"spawn/plain_pool", &seeded_pool<thread_pool>},
+                             std::pair{"spawn/baseline", &seeded_pool<stealing_pool>},
+                             std::pair{"spawn/durable", &seeded_durable},
+                             std::pair{"chain/plain_pool", &chained_pool<thread_pool>},
+                             std::pair{"chain/baseline", &chained_pool<stealing_pool>},
+                             std::pair{"chain/durable", &chained_durable}}) {
+      benchmark::RegisterBenchmark((name + workers).c_str(), run)
+          ->Arg(static_cast<std::int64_t>(n))
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
 }
 
 }  // namespace
@@ -267,4 +532,11 @@ BENCHMARK_TEMPLATE(durable_runtime, true, 2)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  register_spawn_benchmarks();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

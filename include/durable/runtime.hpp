@@ -29,7 +29,9 @@
 #include "detail/mersenne_twister.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
+#include "detail/spin_lock.hpp"
 #include "detail/trampoline.hpp"
+#include "detail/work_queue.hpp"
 #include "error.hpp"
 #include "event.hpp"
 #include "policy.hpp"
@@ -68,9 +70,15 @@ namespace detail {
 /// the outcome to `finish`, and frees itself.
 struct root_task {
   struct promise_type {
-    /// Links in the runtime's list of spawned roots (unused for `run`).
+    /// Links in one of the runtime's lists of spawned roots (unused for `run`), and that list's
+    /// lock.
     promise_type* prev = nullptr;
     promise_type* next = nullptr;
+    spin_lock* list_lock = nullptr;
+
+    // Recycled like the tasks' frames: a spawned task costs its root's frame too.
+    static void* operator new(std::size_t size) { return allocate_frame(size); }
+    static void operator delete(void* frame, std::size_t size) noexcept { deallocate_frame(frame, size); }
 
     root_task get_return_object() noexcept {
       return {std::coroutine_handle<promise_type>::from_promise(*this)};
@@ -107,6 +115,10 @@ struct driver_queue {
   driver_queue& operator=(const driver_queue&) = delete;
 
   const void* owner;
+  /// On a worker thread: its own queue, which other workers steal from; what the thread posts
+  /// goes there instead of `ready`.
+  work_queue* stealable = nullptr;
+  unsigned worker = 0;  // with `stealable`: which worker this thread is
   std::vector<std::coroutine_handle<>> ready;  // FIFO from `next`; reused, so no allocation
   std::size_t next = 0;
   /// External waits (durable::completion) this thread ended while driving: the runtime's count
@@ -276,12 +288,7 @@ class runtime {
       if (detached_attempts() != 0) static_cast<void>(drain(shutdown_grace_));
     } catch (...) {  // a lock that cannot be taken: destroy what is left, as below
     }
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    for (auto& worker : workers_) worker.join();
+    stop_workers();
     std::vector<std::coroutine_handle<>> roots;
     {
       std::lock_guard lock(mutex_);
@@ -290,9 +297,13 @@ class runtime {
         if (detail::cancellable_wait* w = timers_.top().wait()) release_locked(w);
         timers_.pop();
       }
-      for (auto* p = spawned_.next; p != &spawned_; p = p->next)
-        roots.push_back(std::coroutine_handle<detail::root_task::promise_type>::from_promise(*p));
-      spawned_.prev = spawned_.next = &spawned_;
+      for (unsigned i = 0; i < root_list_count(); ++i) {
+        root_list& list = root_lists_[i];
+        std::lock_guard list_lock(list.lock);
+        for (auto* p = list.roots.next; p != &list.roots; p = p->next)
+          roots.push_back(std::coroutine_handle<detail::root_task::promise_type>::from_promise(*p));
+        list.roots.prev = list.roots.next = &list.roots;
+      }
     }
     for (auto h : roots) h.destroy();
     for (callback_node* n = first_callback_.load(std::memory_order_acquire); n != nullptr;) {
@@ -320,7 +331,7 @@ class runtime {
       root.handle.destroy();  // never started: destroying it destroys the task too
       throw;
     }
-    if (workers_.empty()) {
+    if (worker_count_ == 0) {
       drive(&state.done);
     } else {
       std::unique_lock lock(mutex_);
@@ -341,12 +352,12 @@ class runtime {
 
   /// Runs everything that is ready or waiting on a timer until nothing is left.
   void run_until_idle() {
-    if (workers_.empty()) {
+    if (worker_count_ == 0) {
       drive(nullptr);
       return;
     }
     std::unique_lock lock(mutex_);
-    idle_.wait(lock, [this] { return ready_.empty() && live_timers() == 0 && busy_ == 0 && external_waits_ == 0; });
+    idle_.wait(lock, [this] { return idle_locked(); });
   }
 
   /// Runs, on the calling thread and without waiting, the work that is ready and the timers that
@@ -404,7 +415,7 @@ class runtime {
       throw std::logic_error("durable::runtime::drain called from a task on the same runtime would wait for itself");
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (!workers_.empty()) {
+    if (worker_count_ != 0) {
       std::unique_lock lock(mutex_);
       return idle_.wait_until(lock, deadline, [this] { return walked_away_ == 0; });
     }
@@ -443,7 +454,7 @@ class runtime {
   }
 
   /// How many worker threads run its work (0: the threads that call `run` run it).
-  [[nodiscard]] std::size_t worker_count() const noexcept { return workers_.size(); }
+  [[nodiscard]] std::size_t worker_count() const noexcept { return worker_count_; }
 
   /// The runtime's clock.
   [[nodiscard]] time_point now() const noexcept {
@@ -460,7 +471,7 @@ class runtime {
     if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
       throw std::logic_error(std::string(who) + " called from a task on the same runtime would wait for itself");
     }
-    if (workers_.empty()) {
+    if (worker_count_ == 0) {
       drive(&done);
     } else {
       std::unique_lock lock(mutex_);
@@ -474,7 +485,7 @@ class runtime {
       std::lock_guard lock(mutex_);
       done = true;
     }
-    wake_.notify_all();
+    if (worker_count_ == 0) wake_.notify_all();  // a thread driving the runtime may wait for it
     idle_.notify_all();
   }
 
@@ -485,12 +496,12 @@ class runtime {
     {
       std::lock_guard lock(mutex_);
       if (when <= now()) {
-        ready_.push_back(h);
+        queue_locked(h);
       } else {
-        timers_.push(timer(when, next_timer_seq_++, h));
+        push_timer_locked(timer(when, next_timer_seq_++, h));
       }
     }
-    wake_.notify_one();
+    if (worker_count_ == 0) wake_.notify_one();
     work_arrived();
   }
 
@@ -498,14 +509,19 @@ class runtime {
   /// which it runs next without locking (how a call's immediate retry is queued).
   void post(std::coroutine_handle<> h) {
     if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
-      detail::current_driver->ready.push_back(h);  // this thread runs it soon; no lock needed
+      // This thread runs it soon (or, on a worker, another one steals it); no lock needed.
+      if (detail::current_driver->stealable != nullptr) {
+        post_on_worker(*detail::current_driver->stealable, h);
+      } else {
+        detail::current_driver->ready.push_back(h);
+      }
       return;
     }
     {
       std::lock_guard lock(mutex_);
-      ready_.push_back(h);
+      queue_locked(h);
     }
-    wake_.notify_one();
+    if (worker_count_ == 0) wake_.notify_one();
     work_arrived();
   }
 
@@ -522,6 +538,13 @@ class runtime {
   /// lock is released the resumed task may finish and the runtime be destroyed.
   void end_external_wait(std::coroutine_handle<> h) noexcept {
     if (detail::current_driver != nullptr && detail::current_driver->owner == this) {
+      if (detail::current_driver->stealable != nullptr) {
+        // A worker: it counts as awake until its queue is empty, so the runtime cannot look
+        // idle (nor a manual clock jump) before `h` has run; the count can go down now.
+        if (h) post_on_worker(*detail::current_driver->stealable, h);
+        external_waits_.fetch_sub(1, std::memory_order_relaxed);
+        return;
+      }
       // This thread drives the runtime (a task of it completed the wait, or an event loop's
       // handler inside poll_after), so the runtime stays alive, and the thread runs `h` itself
       // and settles the count when it merges its queue.
@@ -531,8 +554,12 @@ class runtime {
     }
     std::lock_guard lock(mutex_);
     external_waits_.fetch_sub(1, std::memory_order_relaxed);
-    if (h) ready_.push_back(h);
-    wake_.notify_all();  // a thread in `run` may be waiting for it, a manual clock may jump now
+    if (h) {
+      queue_locked(h);
+    } else if (worker_count_ != 0 && manual_ != nullptr && live_timers() != 0) {
+      wake_worker_locked();  // the last wait is over: a sleeping worker may jump the clock now
+    }
+    if (worker_count_ == 0) wake_.notify_all();  // a thread in `run` may wait for it, a manual clock may jump
     idle_.notify_all();
     if (h) work_arrived();
   }
@@ -540,30 +567,21 @@ class runtime {
   /// Starts a root coroutine made by the library (a background attempt, a fan-out child): it
   /// is destroyed with the runtime if it has not finished, and must end by calling `forget`.
   void adopt(detail::root_task root) {
-    {
-      std::lock_guard lock(mutex_);
-      auto& p = root.handle.promise();
-      p.prev = spawned_.prev;
-      p.next = &spawned_;
-      spawned_.prev->next = &p;
-      spawned_.prev = &p;
-      // On workers, through the shared queue: a fan-out's children must be free to run on
-      // different threads, not queued behind each other on the thread that started them.
-      if (!workers_.empty()) ready_.push_back(root.handle);
-    }
-    if (workers_.empty()) {
-      post(root.handle);
-    } else {
-      wake_.notify_one();
-    }
+    link_root(root.handle.promise());
+    // On a thread that runs this runtime's work, into its own queue (a worker's is one that idle
+    // workers steal from: a fan-out's children are free to run on different threads).
+    post(root.handle);
   }
 
   /// Called by an adopted root as it ends.
   void forget(detail::root_task::promise_type& root) {
+    if (worker_count_ != 0) {
+      unlink_root(root);
+      return;
+    }
     {
       std::lock_guard lock(mutex_);
-      root.prev->next = root.next;
-      root.next->prev = root.prev;
+      unlink_root(root);
     }
     wake_.notify_all();
   }
@@ -582,14 +600,14 @@ class runtime {
       }
       if (*when <= now()) {
         w.st = state::fired;
-        ready_.push_back(w.handle);
+        queue_locked(w.handle);
       } else {
         w.st = state::armed;
         ++w.refs;  // the heap entry's
-        timers_.push(timer(*when, next_timer_seq_++, w));
+        push_timer_locked(timer(*when, next_timer_seq_++, w));
       }
     }
-    wake_.notify_one();
+    if (worker_count_ == 0) wake_.notify_one();
     work_arrived();
     return true;
   }
@@ -603,7 +621,7 @@ class runtime {
       queued = cancel_locked(w);
     }
     if (queued) {
-      wake_.notify_one();
+      if (worker_count_ == 0) wake_.notify_one();
       work_arrived();
     }
   }
@@ -623,10 +641,9 @@ class runtime {
   void end_background_attempt(detail::root_task::promise_type& root, bool walked_away, UnderLock under_lock) noexcept {
     std::lock_guard lock(mutex_);
     under_lock(*this);
-    root.prev->next = root.next;
-    root.next->prev = root.prev;
+    unlink_root(root);
     if (walked_away) --walked_away_;
-    wake_.notify_all();
+    if (worker_count_ == 0) wake_.notify_all();
     work_arrived();  // under the lock: once it is released the runtime may be gone
     idle_.notify_all();
   }
@@ -643,7 +660,7 @@ class runtime {
       ++cancelled_timers_;
       drop_cancelled_timers();
     }
-    ready_.push_back(w.handle);
+    queue_locked(w.handle);
     return true;
   }
 
@@ -889,7 +906,7 @@ class runtime {
         w->st = detail::cancellable_wait::state::fired;
         release_locked(w);  // the waiter still holds it
       }
-      ready_.push_back(h);
+      queue_locked(h);
       fired = true;
       drop_cancelled_timers();
     }
@@ -901,17 +918,262 @@ class runtime {
   }
 
   void start_workers(unsigned count) {
+    make_root_lists(count);
+    if (count == 0) return;
+    worker_states_ = std::make_unique<worker_state[]>(count);
+    worker_count_ = count;
+    active_ = static_cast<int>(count);  // each one counts as awake until it first goes to sleep
     try {
-      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this] { drive(nullptr, true); });
+      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this, i] { work(i); });
     } catch (...) {
-      {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-      }
-      wake_.notify_all();
-      for (auto& worker : workers_) worker.join();
+      stop_workers();
       throw;
     }
+  }
+
+  // Asks the workers to stop (each finishes the item it is running) and joins them.
+  void stop_workers() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_.store(true, std::memory_order_relaxed);
+      for (unsigned i = 0; i < worker_count_; ++i) worker_states_[i].wake.notify_one();
+    }
+    wake_.notify_all();
+    for (auto& worker : workers_) worker.join();
+    workers_.clear();
+  }
+
+  // The spawned roots that have not finished, for the destructor to destroy: a list per worker
+  // (and one for every other thread), each under a lock of its own, so that workers spawning
+  // and finishing tasks do not all write to one list and one lock (the lock order: mutex_,
+  // then a list's lock). A root joins the list of the thread that spawns it and leaves it on
+  // whichever thread it finishes.
+  struct alignas(64) root_list {
+    detail::spin_lock lock;
+    detail::root_task::promise_type roots;  // the sentinel of a circular list
+  };
+  [[nodiscard]] unsigned root_list_count() const noexcept { return worker_count_ + 1; }
+  void make_root_lists(unsigned workers) {
+    root_lists_ = std::make_unique<root_list[]>(workers + 1);
+    for (unsigned i = 0; i <= workers; ++i) root_lists_[i].roots.prev = root_lists_[i].roots.next = &root_lists_[i].roots;
+  }
+  void link_root(detail::root_task::promise_type& p) noexcept {
+    root_list& list = root_lists_[on_own_worker() ? detail::current_driver->worker + 1 : 0];
+    std::lock_guard lock(list.lock);
+    p.list_lock = &list.lock;
+    p.prev = list.roots.prev;
+    p.next = &list.roots;
+    list.roots.prev->next = &p;
+    list.roots.prev = &p;
+  }
+  void unlink_root(detail::root_task::promise_type& p) noexcept {
+    std::lock_guard lock(*p.list_lock);
+    p.prev->next = p.next;
+    p.next->prev = p.prev;
+  }
+
+  // One per worker thread.
+  struct worker_state {
+    detail::work_queue queue;
+    std::condition_variable wake;  // with mutex_
+    bool asleep = false;           // under mutex_: waits in `wake` until someone clears it
+  };
+
+  // ---- the workers: a queue each, stealing, and sleeping without a stampede ----
+  //
+  // A worker runs its own queue first in, first out. What a task posts on a worker (an
+  // immediate retry, a spawn, a wake-up it caused) goes to that worker's queue without a lock.
+  // Work from other threads, fired timers and cancelled waits go to the shared queue `ready_`
+  // (under `mutex_`), from which a worker takes a batch at a time. A worker whose queue is
+  // empty takes from the shared queue, then steals half of another worker's queue, then sleeps
+  // on a condition variable of its own; whoever queues work wakes one sleeper, not all. One
+  // sleeping worker at a time (the keeper) sleeps only until the next timer is due.
+
+  bool on_own_worker() const noexcept {
+    return detail::current_driver != nullptr && detail::current_driver->owner == this &&
+           detail::current_driver->stealable != nullptr;
+  }
+
+  // `h`, posted on a worker, into that worker's own queue.
+  void post_on_worker(detail::work_queue& own, std::coroutine_handle<> h) {
+    if (!own.push(h)) [[unlikely]] {
+      spill(own, h);
+      return;
+    }
+    if (worker_count_ > 1) {
+      // Pairs with the fence in find_work: either a worker going to sleep sees this item, or
+      // this thread sees it asleep and wakes it (a store then a load on each side: only
+      // seq_cst orders them).
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (sleeping_.load(std::memory_order_relaxed) != 0) {
+        std::lock_guard lock(mutex_);
+        wake_worker_locked();
+      }
+    }
+  }
+
+  // A worker's queue is full: half of it, then `h`, go to the shared queue (in order).
+  [[gnu::noinline]] void spill(detail::work_queue& own, std::coroutine_handle<> h) {
+    std::coroutine_handle<> moved[detail::work_queue::capacity / 2];
+    const std::uint32_t n = own.take(moved, detail::work_queue::capacity / 2);
+    std::lock_guard lock(mutex_);
+    for (std::uint32_t i = 0; i < n; ++i) queue_locked(moved[i]);
+    queue_locked(h);
+  }
+
+  // Into the shared queue (under the lock); a sleeping worker is woken for it.
+  void queue_locked(std::coroutine_handle<> h) {
+    ready_.push_back(h);
+    if (sleeping_.load(std::memory_order_relaxed) != 0) wake_worker_locked();
+  }
+
+  // Into the timer heap (under the lock). A timer due before the one the keeper sleeps until,
+  // or one nobody sleeps until yet, wakes a worker to keep time (on a manual clock, only while
+  // every worker sleeps: the last one to go to sleep jumps the clock).
+  void push_timer_locked(timer t) {
+    const bool first = timers_.empty() || timers_.top() > t;
+    timers_.push(t);
+    if (sleeping_.load(std::memory_order_relaxed) == 0) return;
+    if (manual_ != nullptr ? active_ == 0 : (first || keeper_ < 0)) wake_keeper_locked();
+  }
+
+  // Wakes one sleeping worker, not the keeper if another sleeps (it keeps waiting for the
+  // timers). Under the lock.
+  void wake_worker_locked() noexcept {
+    if (sleeping_.load(std::memory_order_relaxed) == 0) return;
+    for (unsigned i = 0; i < worker_count_; ++i) {
+      if (worker_states_[i].asleep && static_cast<int>(i) != keeper_) {
+        wake_locked(worker_states_[i]);
+        return;
+      }
+    }
+    wake_keeper_locked();
+  }
+  // Wakes the keeper, or, without one, any sleeping worker (which becomes it). Under the lock.
+  void wake_keeper_locked() noexcept {
+    if (keeper_ >= 0 && worker_states_[keeper_].asleep) {
+      wake_locked(worker_states_[keeper_]);
+      return;
+    }
+    for (unsigned i = 0; i < worker_count_; ++i) {
+      if (worker_states_[i].asleep) {
+        wake_locked(worker_states_[i]);
+        return;
+      }
+    }
+  }
+  void wake_locked(worker_state& w) noexcept {
+    awake_locked(w);
+    w.wake.notify_one();
+  }
+  void awake_locked(worker_state& w) noexcept {
+    w.asleep = false;
+    sleeping_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Moves a share of the shared queue into worker `me`'s own (under the lock). True if any.
+  bool take_shared_locked(worker_state& me) {
+    if (ready_.empty()) return false;
+    const std::size_t share = std::max<std::size_t>(1, ready_.size() / worker_count_);
+    std::size_t moved = 0;
+    while (moved < share && moved < detail::work_queue::capacity / 2 && !ready_.empty() &&
+           me.queue.push(ready_.front())) {
+      ready_.pop_front();
+      ++moved;
+    }
+    // More than one item: another worker may as well steal some.
+    if (moved > 1 || !ready_.empty()) wake_worker_locked();
+    return moved != 0;
+  }
+
+  // The loop of worker `index`.
+  void work(unsigned index) {
+    worker_state& me = worker_states_[index];
+    detail::driver_queue mine(this);
+    mine.stealable = &me.queue;
+    mine.worker = index;
+    const driver_scope scope(&mine);
+    for (;;) {
+      {
+        detail::trampoline here;
+        // Fairness: after this many items of its own queue, a worker looks at the shared queue
+        // and the timers before it goes on, so an endless stream of immediate retries on one
+        // worker starves neither.
+        for (int budget = 61; budget > 0 && !stopping_.load(std::memory_order_relaxed); --budget) {
+          const std::coroutine_handle<> h = me.queue.pop();
+          if (!h) break;
+          here.resume(h);
+        }
+      }
+      if (!find_work(index)) return;
+    }
+  }
+
+  // What worker `index` does when its queue is empty, or its budget is spent: fires due timers,
+  // takes from the shared queue, steals, or sleeps until someone wakes it. False once the
+  // runtime stops.
+  bool find_work(unsigned index) {
+    worker_state& me = worker_states_[index];
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (stopping_.load(std::memory_order_relaxed)) return false;
+      fire_due_timers();
+      if (take_shared_locked(me) || !me.queue.empty()) return true;
+      if (worker_count_ > 1) {
+        lock.unlock();
+        for (unsigned k = 1; k < worker_count_; ++k) {
+          if (worker_states_[(index + k) % worker_count_].queue.steal_into(me.queue) != 0) return true;
+        }
+        lock.lock();
+        if (stopping_.load(std::memory_order_relaxed)) return false;
+        fire_due_timers();
+        if (take_shared_locked(me)) return true;
+      }
+      // To sleep. Announced first, then the others' queues are looked at once more: a worker
+      // that pushed to its own queue meanwhile either sees this one asleep (and wakes it) or is
+      // seen to have work (see post_on_worker).
+      me.asleep = true;
+      sleeping_.fetch_add(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      bool work_elsewhere = false;
+      for (unsigned k = 1; k < worker_count_ && !work_elsewhere; ++k)
+        work_elsewhere = !worker_states_[(index + k) % worker_count_].queue.empty();
+      if (work_elsewhere) {
+        awake_locked(me);
+        continue;
+      }
+      --active_;
+      if (active_ == 0) {
+        if (manual_ != nullptr && live_timers() != 0 && external_waits_.load(std::memory_order_relaxed) == 0) {
+          // Every worker sleeps and nothing is out: virtual time jumps to the next timer.
+          awake_locked(me);
+          ++active_;
+          manual_->advance_to(timers_.top().when);
+          continue;
+        }
+        if (idle_locked()) idle_.notify_all();
+      }
+      const bool keeps_time = manual_ == nullptr && live_timers() != 0 && keeper_ < 0;
+      if (keeps_time) {
+        keeper_ = static_cast<int>(index);
+        // A copy: the heap may reallocate while this thread waits.
+        const time_point due = timers_.top().when;
+        me.wake.wait_until(lock, due, [&] { return !me.asleep || stopping_.load(std::memory_order_relaxed); });
+        keeper_ = -1;
+      } else {
+        me.wake.wait(lock, [&] { return !me.asleep || stopping_.load(std::memory_order_relaxed); });
+      }
+      if (me.asleep) awake_locked(me);  // timed out, or stopping
+      ++active_;
+      // Someone else keeps time now, if timers are left and anyone sleeps.
+      if (keeps_time && live_timers() != 0) wake_keeper_locked();
+    }
+  }
+
+  // Nothing ready, no timer, no external wait, and no thread running work (under the lock).
+  [[nodiscard]] bool idle_locked() const noexcept {
+    return ready_.empty() && live_timers() == 0 && external_waits_.load(std::memory_order_relaxed) == 0 &&
+           (worker_count_ != 0 ? active_ == 0 : busy_ == 0);
   }
 
   // Runs queued work on this thread until `done`, or, with no flag, until idle (or, for a
@@ -926,22 +1188,20 @@ class runtime {
     driver_scope& operator=(const driver_scope&) = delete;
   };
 
-  void drive(const bool* done, bool worker = false) {
+  void drive(const bool* done) {
     detail::driver_queue mine(this);
     const driver_scope scope(&mine);
     std::unique_lock lock(mutex_);
     for (;;) {
       if (done != nullptr ? *done : false) break;
-      if (worker && stopping_) break;
       if (!ready_.empty()) {
         const std::coroutine_handle<> h = ready_.front();
         ready_.pop_front();
         run_on_this_thread(h, mine, lock);
         continue;
       }
-      if (worker && stopping_) break;
       if (fire_timers(lock)) continue;
-      if (done == nullptr && !worker && busy_ == 0 && external_waits_ == 0) break;
+      if (done == nullptr && busy_ == 0 && external_waits_ == 0) break;
       wake_.wait(lock);  // the task waits on something outside the runtime
     }
   }
@@ -989,7 +1249,7 @@ class runtime {
     if (!ready_.empty() || (busy_ == 0 && live_timers() != 0)) wake_.notify_all();
     // run_until_idle may be waiting: wake it only when its condition holds, not after every item
     // (with one worker, busy_ is 0 after each one).
-    if (busy_ == 0 && !workers_.empty() && ready_.empty() && live_timers() == 0) idle_.notify_all();
+    if (busy_ == 0 && worker_count_ != 0 && ready_.empty() && live_timers() == 0) idle_.notify_all();
   }
 
   manual_clock* manual_ = nullptr;
@@ -1009,12 +1269,19 @@ class runtime {
   static constexpr std::size_t min_sweep = 64;  // a sweep walks the heap: not for a handful
   std::uint64_t next_timer_seq_ = 0;
   std::size_t cancelled_timers_ = 0;  // entries of `timers_` whose wait was cancelled
-  // Sentinel of the circular list of spawned roots that have not finished.
-  detail::root_task::promise_type spawned_{&spawned_, &spawned_};
-  int busy_ = 0;
+  std::unique_ptr<root_list[]> root_lists_;  // root_list_count() of them
+  int busy_ = 0;                 // threads driving a runtime without workers that run an item
   std::size_t walked_away_ = 0;  // attempts walked away from that have not ended
   std::atomic<std::size_t> external_waits_{0};  // tasks suspended in a durable::completion
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};            // written under the lock; workers peek between items
+
+  std::unique_ptr<worker_state[]> worker_states_;
+  unsigned worker_count_ = 0;       // set before the workers start, never changed
+  int active_ = 0;                  // under mutex_: workers not asleep
+  int keeper_ = -1;                 // under mutex_: the worker asleep until the next timer, if any
+  // Workers asleep (exact under mutex_; read without it by a worker that pushed to its own
+  // queue, after a seq_cst fence, to learn whether to wake one).
+  std::atomic<unsigned> sleeping_{0};
   std::vector<std::thread> workers_;  // last: started after every other member exists
 };
 

@@ -1,0 +1,170 @@
+// Work stealing (issue #18): work a task posts on a worker goes to that worker's own queue, and
+// idle workers steal it; cancellation and shutdown keep their meaning while tasks move between
+// threads. Bounded in count and in time; assertions stay on the test thread.
+#include <catch2/catch.hpp>
+
+#include <durable/durable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using durable::durable_task;
+using durable::status;
+
+namespace {
+
+// Counts the frames of the tasks below that exist: none may be left, or destroyed twice, once
+// their runtime is gone.
+struct frame_count {
+  static inline std::atomic<int> live{0};
+  frame_count() noexcept { live.fetch_add(1, std::memory_order_relaxed); }
+  frame_count(const frame_count&) = delete;
+  ~frame_count() { live.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+// Waits (spinning, bounded) until `ready` is true; false if 30 s went by first.
+bool spin_until(const std::atomic<bool>& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!ready.load(std::memory_order_acquire)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("tasks spawned on a busy worker are stolen by an idle one", "[threads][workers][stealing]") {
+  durable::runtime rt{{.workers = 2}};
+  const std::thread::id test_thread = std::this_thread::get_id();
+  std::atomic<bool> stolen{false};
+  std::atomic<bool> spawner_waited{false};
+  std::thread::id spawner_thread;
+  auto child = [&](std::thread::id spawner) -> durable_task<> {
+    if (std::this_thread::get_id() != spawner) stolen.store(true, std::memory_order_release);
+    co_return;
+  };
+  // The spawner's children wait in its worker's own queue while it blocks: only the other
+  // worker, by stealing, can run them.
+  auto spawner = [&]() -> durable_task<> {
+    spawner_thread = std::this_thread::get_id();
+    for (int i = 0; i < 64; ++i) rt.spawn(child(spawner_thread));
+    spawner_waited.store(spin_until(stolen), std::memory_order_release);
+    co_return;
+  };
+  rt.spawn(spawner());
+  rt.run_until_idle();
+  CHECK(spawner_waited.load());
+  CHECK(stolen.load());
+  CHECK(spawner_thread != test_thread);
+}
+
+TEST_CASE("every task of a spawn tree runs exactly once on four workers", "[threads][workers][stealing]") {
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.workers = 4}};
+  constexpr std::size_t leaves = 4096;
+  std::vector<std::atomic<int>> runs(leaves);
+  std::mutex threads_mutex;
+  std::set<std::thread::id> threads;
+  // Each node spawns two halves until a range is one leaf, so work is posted on whichever
+  // worker runs the node, and the others must steal to get any.
+  struct tree {
+    durable::runtime& rt;
+    std::vector<std::atomic<int>>& runs;
+    std::mutex& threads_mutex;
+    std::set<std::thread::id>& threads;
+    durable_task<> node(std::size_t first, std::size_t count) {
+      if (count == 1) {
+        runs[first].fetch_add(1, std::memory_order_relaxed);
+        std::lock_guard lock(threads_mutex);
+        threads.insert(std::this_thread::get_id());
+        co_return;
+      }
+      rt.spawn(node(first, count / 2));
+      rt.spawn(node(first + count / 2, count - count / 2));
+    }
+  } t{rt, runs, threads_mutex, threads};
+  rt.spawn(t.node(0, leaves));
+  rt.run_until_idle();
+  std::size_t once = 0;
+  for (const auto& r : runs) once += r.load() == 1 ? 1 : 0;
+  CHECK(once == leaves);
+  CHECK(!threads.empty());
+}
+
+TEST_CASE("cancelled and retrying tasks on stealing workers end once, and shutdown frees what is left",
+          "[threads][workers][stealing][cancellation][shutdown]") {
+  // Rounds of: a runtime with more workers than cores; tasks that fan out, retry after a few
+  // microseconds of real time (timers), or wait until cancelled; stop requests from the test
+  // thread at random moments; and the runtime destroyed while much of it is still running.
+  std::mt19937 random(12345);
+  for (int round = 0; round < 20; ++round) {
+    INFO("round " << round);
+    std::atomic<int> finished{0};
+    std::atomic<int> cancelled{0};
+    std::vector<std::stop_source> stops(64);
+    {
+      durable::runtime rt{{.seed = static_cast<std::uint64_t>(round), .workers = 3}};
+      const durable::function retrying{"retrying",
+                                       [](int k) -> durable_task<int> {
+                                         const frame_count counted;
+                                         thread_local int tries = 0;
+                                         if (++tries % 3 != 0)
+                                           co_yield durable::fail(status::temporary_error, "again",
+                                                                  std::chrono::microseconds(k % 7));
+                                         co_return k;
+                                       },
+                                       {.initial_delay = 1us, .max_delay = 20us}};
+      auto worker_task = [&](int k) -> durable_task<> {
+        const frame_count counted;
+        try {
+          std::vector<durable_task<int>> children;
+          for (int c = 0; c < 4; ++c) children.push_back(retrying(k * 4 + c));
+          static_cast<void>(co_await durable::gather(std::move(children)));
+          if (k % 4 == 0) co_await durable::sleep_for(24h);  // ends only by cancellation or shutdown
+          finished.fetch_add(1, std::memory_order_relaxed);
+        } catch (const durable::failure& f) {
+          if (f.reason() == durable::failure_reason::cancelled) cancelled.fetch_add(1, std::memory_order_relaxed);
+        }
+      };
+      for (int k = 0; k < 64; ++k) rt.spawn(worker_task(k), stops[static_cast<std::size_t>(k)].get_token());
+      // Stop some while they run, in a random order; then let the runtime go with the rest.
+      std::vector<int> order(64);
+      for (int k = 0; k < 64; ++k) order[static_cast<std::size_t>(k)] = k;
+      std::shuffle(order.begin(), order.end(), random);
+      const std::size_t to_stop = std::uniform_int_distribution<std::size_t>(0, 64)(random);
+      for (std::size_t i = 0; i < to_stop; ++i) {
+        stops[static_cast<std::size_t>(order[i])].request_stop();
+        if (i % 8 == 0) std::this_thread::yield();
+      }
+    }  // the destructor stops the workers and destroys every task still suspended
+    CHECK(frame_count::live.load() == 0);
+    CHECK(finished.load() + cancelled.load() <= 64);
+  }
+}
+
+TEST_CASE("a worker asleep wakes for work posted from outside, one worker at a time", "[threads][workers][stealing]") {
+  // Waves of one task each, from the test thread, with everything asleep in between: each wave
+  // must wake a worker (no lost wake-up), and run_until_idle must see the end of each.
+  durable::runtime rt{{.workers = 3}};
+  std::atomic<int> ran{0};
+  auto one = [&]() -> durable_task<> {
+    ran.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  };
+  for (int wave = 1; wave <= 200; ++wave) {
+    rt.spawn(one());
+    rt.run_until_idle();
+    REQUIRE(ran.load() == wave);
+  }
+}
