@@ -369,9 +369,9 @@ void seeded_try(const seeded_work<Pool>* w, std::uint32_t i) {
 }
 
 template <class Pool>
-void seeded_pool(benchmark::State& state) {
+void seeded_pool(benchmark::State& state, unsigned workers) {
   calls c;
-  Pool pool(static_cast<unsigned>(state.range(0)));
+  Pool pool(workers);
   const seeded_work<Pool> w{pool, c};
   for (auto _ : state) {
     c.start_iteration();
@@ -404,9 +404,9 @@ void chained_try(const seeded_work<Pool>* w, std::uint32_t i) {
 }
 
 template <class Pool>
-void chained_pool(benchmark::State& state) {
+void chained_pool(benchmark::State& state, unsigned workers) {
   calls c;
-  Pool pool(static_cast<unsigned>(state.range(0)));
+  Pool pool(workers);
   const seeded_work<Pool> w{pool, c};
   for (auto _ : state) {
     c.start_iteration();
@@ -441,9 +441,9 @@ task<> seed(durable::runtime& rt, calls& c, std::uint32_t s) {
   co_return;
 }
 
-void seeded_durable(benchmark::State& state) {
+void seeded_durable(benchmark::State& state, unsigned workers) {
   calls c;
-  durable::runtime rt{durable::runtime_options{.seed = 1, .workers = static_cast<unsigned>(state.range(0))}};
+  durable::runtime rt{durable::runtime_options{.seed = 1, .workers = workers}};
   for (auto _ : state) {
     c.start_iteration();
     for (std::uint32_t s = 0; s < seed_count; ++s) rt.spawn(seed(rt, c, s));
@@ -463,9 +463,9 @@ task<> chained_body(calls* c, durable::runtime* rt, std::uint32_t i) {
   if ((i + 1) % chain_length != 0) rt->spawn(chained(c, rt, i + 1));
 }
 
-void chained_durable(benchmark::State& state) {
+void chained_durable(benchmark::State& state, unsigned workers) {
   calls c;
-  durable::runtime rt{durable::runtime_options{.seed = 1, .workers = static_cast<unsigned>(state.range(0))}};
+  durable::runtime rt{durable::runtime_options{.seed = 1, .workers = workers}};
   for (auto _ : state) {
     c.start_iteration();
     for (std::uint32_t k = 0; k < chain_count; ++k) rt.spawn(chained(&c, &rt, k * chain_length));
@@ -487,8 +487,7 @@ void register_spawn_benchmarks() {
                              std::pair{"chain/plain_pool", &chained_pool<thread_pool>},
                              std::pair{"chain/baseline", &chained_pool<stealing_pool>},
                              std::pair{"chain/durable", &chained_durable}}) {
-      benchmark::RegisterBenchmark((name + workers).c_str(), run)
-          ->Arg(static_cast<std::int64_t>(n))
+      benchmark::RegisterBenchmark((name + workers).c_str(), [run, n](benchmark::State& state) { run(state, n); })
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }

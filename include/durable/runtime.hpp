@@ -16,7 +16,6 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
-#include <queue>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -30,6 +29,7 @@
 #include "detail/frame_pool.hpp"
 #include "detail/result.hpp"
 #include "detail/spin_lock.hpp"
+#include "detail/timer_heap.hpp"
 #include "detail/trampoline.hpp"
 #include "detail/work_queue.hpp"
 #include "error.hpp"
@@ -778,16 +778,7 @@ class runtime {
   // stay in the heap until they reached its top (one long timer at the top keeps them all):
   // once they are more than half the heap, they are swept out in one pass, so the heap holds
   // at most twice the live timers and a cancel costs amortised O(1).
-  class timer_heap : public std::priority_queue<timer, std::vector<timer>, std::greater<>> {
-   public:
-    /// Removes every entry for which `dead` is true (after calling it on each), keeping the
-    /// rest a heap.
-    template <class Predicate>
-    void sweep(Predicate dead) {
-      c.erase(std::remove_if(c.begin(), c.end(), dead), c.end());
-      std::make_heap(c.begin(), c.end(), comp);
-    }
-  };
+  using timer_heap = detail::timer_heap<timer>;
   static std::uint64_t seed_of(const runtime_options& options) {
     return options.seed ? *options.seed : detail::fresh_seed();
   }
