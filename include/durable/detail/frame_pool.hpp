@@ -37,30 +37,41 @@ struct free_frame {
 // the lists are released at thread exit by `frame_cache_release` below.
 struct frame_cache {
   free_frame* heads[frame_classes];
-  std::uint32_t counts[frame_classes];
-  bool release_registered;
-  bool thread_exiting;
+  /// How many more frames each class may keep. Zero until this thread's first free opens the
+  /// cache (registering the release at thread exit), and zero again from thread exit on: so the
+  /// cap, the registration and the thread-exit check are one test of one counter per free, and
+  /// only a full class (or those two moments) takes the slow path.
+  std::uint32_t room[frame_classes];
+  /// The cache was opened: a free that finds no room from then on goes to the global allocator.
+  bool opened;
 };
 inline thread_local constinit frame_cache frames_of_this_thread{};
 
 struct frame_cache_release {
   ~frame_cache_release() {
     frame_cache& c = frames_of_this_thread;
-    c.thread_exiting = true;  // frames freed later in this thread's exit go straight back
     for (std::size_t i = 0; i < frame_classes; ++i) {
+      c.room[i] = 0;  // frames freed later in this thread's exit go straight back
       while (free_frame* f = c.heads[i]) {
         c.heads[i] = f->next;
         ::operator delete(static_cast<void*>(f));
       }
-      c.counts[i] = 0;
     }
   }
 };
 
-[[gnu::noinline]] inline void register_frame_cache_release() {
-  static thread_local frame_cache_release release;
+/// A free found no room in its class. True if there is room now: this thread's first free
+/// registers the release at thread exit and opens every class. False if the class is full or
+/// the thread is exiting. Out of line and noexcept, so that the inline free path stays a test
+/// and a few moves in every frame's teardown, with nothing for the unwinder to see.
+[[gnu::noinline, gnu::cold]] inline bool open_frame_cache() noexcept {
+  frame_cache& c = frames_of_this_thread;
+  if (c.opened) return false;
+  static thread_local frame_cache_release release;  // glibc aborts rather than throw here
   static_cast<void>(release);
-  frames_of_this_thread.release_registered = true;
+  c.opened = true;
+  for (std::uint32_t& r : c.room) r = frames_kept_per_class;
+  return true;
 }
 
 [[nodiscard]] inline void* allocate_frame(std::size_t size) {
@@ -70,7 +81,7 @@ struct frame_cache_release {
     frame_cache& c = frames_of_this_thread;
     if (free_frame* f = c.heads[cls]) {
       c.heads[cls] = f->next;
-      --c.counts[cls];
+      ++c.room[cls];  // a cached frame means the cache is open and not yet released
       return f;
     }
     return ::operator new((cls + 1) * frame_granule);
@@ -84,14 +95,15 @@ inline void deallocate_frame(void* p, std::size_t size) noexcept {
     return;
   }
   const std::size_t cls = (size - 1) / frame_granule;
-  frame_cache& c = frames_of_this_thread;
-  if (cls < frame_classes && c.counts[cls] < frames_kept_per_class && !c.thread_exiting) {
-    if (!c.release_registered) register_frame_cache_release();
-    auto* f = static_cast<free_frame*>(p);
-    f->next = c.heads[cls];
-    c.heads[cls] = f;
-    ++c.counts[cls];
-    return;
+  if (cls < frame_classes) {
+    frame_cache& c = frames_of_this_thread;
+    if (c.room[cls] != 0 || open_frame_cache()) [[likely]] {
+      auto* f = static_cast<free_frame*>(p);
+      f->next = c.heads[cls];
+      c.heads[cls] = f;
+      --c.room[cls];
+      return;
+    }
   }
   ::operator delete(p);  // unsized: clang 14 leaves -fsized-deallocation off
 }
