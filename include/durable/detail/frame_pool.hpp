@@ -27,7 +27,7 @@ namespace durable::detail {
 
 inline constexpr std::size_t frame_granule = 16;  // malloc's own granule: no extra rounding
 inline constexpr std::size_t frame_classes = 64;  // frames up to 1 KiB are recycled
-inline constexpr std::uint32_t frames_kept_per_class = 256;
+inline constexpr std::int32_t frames_kept_per_class = 256;
 
 struct free_frame {
   free_frame* next;
@@ -41,7 +41,8 @@ struct frame_cache {
   /// cache (registering the release at thread exit), and zero again from thread exit on: so the
   /// cap, the registration and the thread-exit check are one test of one counter per free, and
   /// only a full class (or those two moments) takes the slow path.
-  std::uint32_t room[frame_classes];
+  /// Signed: a free decrements it first and tests the sign (see deallocate_frame).
+  std::int32_t room[frame_classes];
   /// The cache was opened: a free that finds no room from then on goes to the global allocator.
   bool opened;
 };
@@ -60,17 +61,22 @@ struct frame_cache_release {
   }
 };
 
-/// A free found no room in its class. True if there is room now: this thread's first free
-/// registers the release at thread exit and opens every class. False if the class is full or
-/// the thread is exiting. Out of line and noexcept, so that the inline free path stays a test
-/// and a few moves in every frame's teardown, with nothing for the unwinder to see.
-[[gnu::noinline, gnu::cold]] inline bool open_frame_cache() noexcept {
+/// A free found no room in class `cls` (and took one anyway: its room is -1). True if
+/// there is room now: this thread's first free registers the release at thread exit and opens
+/// every class. False if the class is full or the thread is exiting: the room is 0 again. Out
+/// of line and noexcept, so that the inline free path stays a decrement, a branch and a push
+/// in every frame's teardown, with nothing for the unwinder to see.
+[[gnu::noinline, gnu::cold]] inline bool open_frame_cache(std::size_t cls) noexcept {
   frame_cache& c = frames_of_this_thread;
-  if (c.opened) return false;
+  if (c.opened) {
+    c.room[cls] = 0;
+    return false;
+  }
   static thread_local frame_cache_release release;  // glibc aborts rather than throw here
   static_cast<void>(release);
   c.opened = true;
-  for (std::uint32_t& r : c.room) r = frames_kept_per_class;
+  for (std::int32_t& r : c.room) r = frames_kept_per_class;
+  --c.room[cls];  // the frame being freed
   return true;
 }
 
@@ -97,11 +103,11 @@ inline void deallocate_frame(void* p, std::size_t size) noexcept {
   const std::size_t cls = (size - 1) / frame_granule;
   if (cls < frame_classes) {
     frame_cache& c = frames_of_this_thread;
-    if (c.room[cls] != 0 || open_frame_cache()) [[likely]] {
+    // Decrement first, then test the sign: g++ makes it one read-modify-write and a branch.
+    if (--c.room[cls] >= 0 || open_frame_cache(cls)) [[likely]] {
       auto* f = static_cast<free_frame*>(p);
       f->next = c.heads[cls];
       c.heads[cls] = f;
-      --c.room[cls];
       return;
     }
   }
