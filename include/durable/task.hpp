@@ -76,15 +76,14 @@ struct promise_base {
   /// The call this task runs in: the one the library gave it (`set_context`), or else the
   /// awaiting task's; null for a task awaited by a foreign coroutine.
   [[nodiscard]] call_context* context() noexcept {
-    if ((link_ & awaited_by_tag) == 0) return reinterpret_cast<call_context*>(link_);
+    if ((link_ & context_tag) != 0) return reinterpret_cast<call_context*>(link_ & ~context_tag);
+    if (link_ == 0) return nullptr;
     return find_context();
   }
   /// The library starts this task in `c` (a call's attempt, a root, a fan-out child).
-  void set_context(call_context* c) noexcept { link_ = reinterpret_cast<std::uintptr_t>(c); }
+  void set_context(call_context* c) noexcept { link_ = reinterpret_cast<std::uintptr_t>(c) | context_tag; }
   /// This task is awaited by `parent`, whose context is its own.
-  void set_awaited_by(promise_base* parent) noexcept {
-    link_ = reinterpret_cast<std::uintptr_t>(parent) | awaited_by_tag;
-  }
+  void set_awaited_by(promise_base* parent) noexcept { link_ = reinterpret_cast<std::uintptr_t>(parent); }
 
   /// Who resumes when this task finishes (or fails); null for a task nobody awaits.
   std::coroutine_handle<> continuation;
@@ -97,21 +96,23 @@ struct promise_base {
   // The context is looked up only when needed (a sleep, a nested call, a fan-out, the stop
   // token), not copied at each await: an await then stores its parent, which it has at hand,
   // instead of loading the parent's context (create+await: 0.70x a minimal task against 0.63x
-  // with recycled frames, 1.11x against 1.06x with plain new; benchmarks/task.cpp).
-  static constexpr std::uintptr_t awaited_by_tag = 1;  // promises are at least 8-byte aligned
+  // with recycled frames, 1.11x against 1.06x with plain new; benchmarks/task.cpp). The
+  // context is the tagged one: the store made at every await (the parent) is then a plain one.
+  static constexpr std::uintptr_t context_tag = 1;
+  static_assert(alignof(call_context) > context_tag, "the tag needs a free low bit");
 
   // Walks up to the nearest task that was given a context and writes it into each task on the
   // way, so a deep chain is walked once. The chain is this thread's: every task on it is
   // suspended, awaiting the one below.
   [[gnu::noinline]] call_context* find_context() noexcept {
     std::uintptr_t found = link_;
-    while ((found & awaited_by_tag) != 0) found = reinterpret_cast<promise_base*>(found & ~awaited_by_tag)->link_;
-    for (promise_base* p = this; (p->link_ & awaited_by_tag) != 0;) {
-      promise_base* up = reinterpret_cast<promise_base*>(p->link_ & ~awaited_by_tag);
+    while (found != 0 && (found & context_tag) == 0) found = reinterpret_cast<promise_base*>(found)->link_;
+    for (promise_base* p = this; p->link_ != 0 && (p->link_ & context_tag) == 0;) {
+      promise_base* up = reinterpret_cast<promise_base*>(p->link_);
       p->link_ = found;
       p = up;
     }
-    return reinterpret_cast<call_context*>(found);
+    return reinterpret_cast<call_context*>(found & ~context_tag);
   }
 
   [[gnu::noinline, gnu::cold]] void free_raised() noexcept {
@@ -122,7 +123,7 @@ struct promise_base {
     }
   }
 
-  // A call_context* (untagged) or the awaiting task's promise_base* (tagged); 0 for none.
+  // A call_context* (tagged) or the awaiting task's promise_base* (untagged); 0 for none.
   std::uintptr_t link_ = 0;
 };
 
