@@ -49,8 +49,7 @@ struct promise_base {
   promise_base() noexcept = default;
   promise_base(const promise_base&) = delete;
   promise_base& operator=(const promise_base&) = delete;
-  // Every frame's teardown passes here, and almost none re-raised anything: one test inline,
-  // the walk out of line (inline, it made every task's destroy path save registers for it).
+  // Out of line and behind one test, like the fault's (see ~task_promise_common).
   ~promise_base() {
     if (raised != nullptr) [[unlikely]] free_raised();
   }
@@ -71,6 +70,15 @@ struct promise_base {
     for (raised_record* r = raised; r != nullptr; r = r->next)
       if (r->exception == e) return r;
     return nullptr;
+  }
+
+  /// Frees the records of `raised`, leaving it null.
+  [[gnu::noinline, gnu::cold]] void free_raised() noexcept {
+    while (raised != nullptr) {
+      raised_record* r = std::exchange(raised, raised->next);
+      r->~raised_record();
+      deallocate_frame(r, sizeof(raised_record));
+    }
   }
 
   /// The call this task runs in: the one the library gave it (`set_context`), or else the
@@ -113,14 +121,6 @@ struct promise_base {
       p = up;
     }
     return reinterpret_cast<call_context*>(found & ~context_tag);
-  }
-
-  [[gnu::noinline, gnu::cold]] void free_raised() noexcept {
-    while (raised != nullptr) {
-      raised_record* r = std::exchange(raised, raised->next);
-      r->~raised_record();
-      deallocate_frame(r, sizeof(raised_record));
-    }
   }
 
   // A call_context* (tagged) or the awaiting task's promise_base* (untagged); 0 for none.
@@ -190,6 +190,13 @@ inline fault fault_from_request(fail_request&& r) {
 struct forwarded_fault {
   fault* owned;
 };
+
+/// Frees what a task that failed, or re-raised a child's failure, keeps until its frame goes.
+template <class T>
+[[gnu::noinline, gnu::cold]] void release_fault_and_raised(result<T>& outcome, promise_base& p) noexcept {
+  outcome.drop_fault();
+  p.free_raised();
+}
 
 /// Resumes whoever awaits the task: at the end of the body, or at `co_yield durable::fail`.
 struct to_continuation {
@@ -309,6 +316,19 @@ class task_promise_common : public promise_base {
     } else {
       static_cast<void>(size);
       ::operator delete(frame);  // unsized: clang 14 leaves -fsized-deallocation off
+    }
+  }
+
+  task_promise_common() noexcept = default;
+  // Every frame's teardown passes here, and almost every task ends with neither a fault nor a
+  // re-raised exception: one test for both, the freeing out of line (inline, it cost the
+  // destroy path register saves), and then the members' own destructors are told both are
+  // null so that they test nothing again (137 instructions per create+await against 139).
+  ~task_promise_common() {
+    if ((reinterpret_cast<std::uintptr_t>(outcome.fault_address()) | reinterpret_cast<std::uintptr_t>(raised)) != 0)
+        [[unlikely]] {
+      release_fault_and_raised(outcome, *this);
+      if (outcome.fault_address() != nullptr || raised != nullptr) __builtin_unreachable();
     }
   }
 

@@ -159,6 +159,10 @@ class result {
 
   [[nodiscard]] bool has_value() const noexcept { return value_.has_value(); }
   [[nodiscard]] bool has_fault() const noexcept { return fault_ != nullptr; }
+  /// The fault, or null: for a test that needs only the address.
+  [[nodiscard]] const fault* fault_address() const noexcept { return fault_.get(); }
+  /// Frees the fault now, if there is one.
+  void drop_fault() noexcept { fault_.reset(); }
   [[nodiscard]] fault& get_fault() noexcept { return *fault_; }
   [[nodiscard]] const fault& get_fault() const noexcept { return *fault_; }
   /// The fault, taken out to outlive the task: its message is kept (see fault::borrowed).
