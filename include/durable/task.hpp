@@ -448,10 +448,24 @@ class task_awaiter {
   T await_resume() {
     result<T>& out = child_.promise().outcome;
     if (out.has_fault()) [[unlikely]] raise(out.get_fault(), caller_);
-    return out.take_value();
+    if constexpr (std::is_void_v<T>) {
+      release_child();
+    } else {
+      T value = out.take_value();
+      release_child();
+      return value;
+    }
   }
 
  private:
+  // The child is freed here, not by the destructor (which frees it only when awaiting threw),
+  // and forgotten after the call: the destructor's test then folds away.
+  void release_child() noexcept {
+    const auto child = child_;
+    child.destroy();
+    child_ = {};
+  }
+
   std::coroutine_handle<task_promise<T, Policy>> child_;
   promise_base* caller_ = nullptr;
 };
