@@ -93,8 +93,9 @@ struct promise_base {
   /// This task is awaited by `parent`, whose context is its own.
   void set_awaited_by(promise_base* parent) noexcept { link_ = reinterpret_cast<std::uintptr_t>(parent); }
 
-  /// Who resumes when this task finishes (or fails); null for a task nobody awaits.
-  std::coroutine_handle<> continuation;
+  /// Who resumes when this task finishes (or fails); the no-op coroutine for a task nobody
+  /// awaits (so that the end of a task needs no test).
+  std::coroutine_handle<> continuation = std::noop_coroutine();
   /// Exceptions re-raised in this task's body by the tasks it awaited.
   raised_record* raised = nullptr;
   /// False for a call's retry loop: the value it returns was inspected by its attempt.
@@ -203,8 +204,7 @@ struct to_continuation {
   bool await_ready() const noexcept { return false; }
   template <class Promise>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) const noexcept {
-    const std::coroutine_handle<> next = self.promise().continuation;
-    return next ? transfer_to(next) : std::noop_coroutine();
+    return transfer_to(self.promise().continuation);
   }
   void await_resume() const noexcept {}
 };
