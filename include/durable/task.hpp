@@ -51,7 +51,7 @@ struct promise_base {
   promise_base& operator=(const promise_base&) = delete;
   // Out of line and behind one test, like the fault's (see ~task_promise_common).
   ~promise_base() {
-    if (raised != nullptr) [[unlikely]] free_raised();
+    if (raised_ != 0) [[unlikely]] release_raised();
   }
 
   /// Remembers an exception re-raised in this task's body (best effort: without memory it is
@@ -59,27 +59,38 @@ struct promise_base {
   void remember_raised(const fault& f, const std::exception_ptr& e, bool synthetic) noexcept {
     try {
       void* memory = allocate_frame(sizeof(raised_record));
-      raised = ::new (memory) raised_record{raised, e, {f.code, f.final, f.reason, f.retry_after},
-                                            synthetic, synthetic ? std::string(f.text()) : std::string()};
+      auto* r = ::new (memory) raised_record{raised_list(), e, {f.code, f.final, f.reason, f.retry_after},
+                                             synthetic, synthetic ? std::string(f.text()) : std::string()};
+      raised_ = reinterpret_cast<std::uintptr_t>(r) | (raised_ & output_inspected_bit);
     } catch (...) {
     }
   }
 
   /// The record of `e` if this task re-raised it, else null.
   [[nodiscard]] raised_record* find_raised(const std::exception_ptr& e) const noexcept {
-    for (raised_record* r = raised; r != nullptr; r = r->next)
+    for (raised_record* r = raised_list(); r != nullptr; r = r->next)
       if (r->exception == e) return r;
     return nullptr;
   }
 
-  /// Frees the records of `raised`, leaving it null.
-  [[gnu::noinline, gnu::cold]] void free_raised() noexcept {
-    while (raised != nullptr) {
-      raised_record* r = std::exchange(raised, raised->next);
+  /// At the end of the task: frees the records of re-raised exceptions and clears the word
+  /// that holds them (the output-inspection flag with them).
+  [[gnu::noinline, gnu::cold]] void release_raised() noexcept {
+    raised_record* r = raised_list();
+    raised_ = 0;
+    while (r != nullptr) {
+      raised_record* next = r->next;
       r->~raised_record();
       deallocate_frame(r, sizeof(raised_record));
+      r = next;
     }
   }
+
+  /// For a call's retry loop and a fan-out's pick: the value this task returns was inspected
+  /// already (by its attempt, by its own task), so returning it inspects nothing again.
+  void skip_output_inspection() noexcept { raised_ |= output_inspected_bit; }
+  /// False after skip_output_inspection().
+  [[nodiscard]] bool inspects_output() const noexcept { return (raised_ & output_inspected_bit) == 0; }
 
   /// The call this task runs in: the one the library gave it (`set_context`), or else the
   /// awaiting task's; null for a task awaited by a foreign coroutine.
@@ -96,12 +107,24 @@ struct promise_base {
   /// Who resumes when this task finishes (or fails); the no-op coroutine for a task nobody
   /// awaits (so that the end of a task needs no test).
   std::coroutine_handle<> continuation = std::noop_coroutine();
-  /// Exceptions re-raised in this task's body by the tasks it awaited.
-  raised_record* raised = nullptr;
-  /// False for a call's retry loop: the value it returns was inspected by its attempt.
-  bool inspect_output = true;
+
+ protected:
+  /// The word ~task_promise_common tests: zero unless there are re-raised exceptions to free
+  /// (or the output-inspection flag is set).
+  [[nodiscard]] std::uintptr_t raised_bits() const noexcept { return raised_; }
 
  private:
+  static constexpr std::uintptr_t output_inspected_bit = 1;
+  static_assert(alignof(raised_record) > output_inspected_bit, "the flag needs a free low bit");
+  [[nodiscard]] raised_record* raised_list() const noexcept {
+    return reinterpret_cast<raised_record*>(raised_ & ~output_inspected_bit);
+  }
+
+  // The exceptions re-raised in this task's body by the tasks it awaited (a list of
+  // raised_record), and in bit 0 whether the output was inspected already: a flag of its own
+  // cost every new frame one more store, where this word is zeroed anyway.
+  std::uintptr_t raised_ = 0;
+
   // The context is looked up only when needed (a sleep, a nested call, a fan-out, the stop
   // token), not copied at each await: an await then stores its parent, which it has at hand,
   // instead of loading the parent's context (create+await: 0.70x a minimal task against 0.63x
@@ -192,11 +215,12 @@ struct forwarded_fault {
   fault* owned;
 };
 
-/// Frees what a task that failed, or re-raised a child's failure, keeps until its frame goes.
+/// Frees what a task that failed, or re-raised a child's failure, keeps until its frame goes
+/// (and clears the output-inspection flag, which sends a call's retry loop here too).
 template <class T>
 [[gnu::noinline, gnu::cold]] void release_fault_and_raised(result<T>& outcome, promise_base& p) noexcept {
   outcome.drop_fault();
-  p.free_raised();
+  p.release_raised();
 }
 
 /// Resumes whoever awaits the task: at the end of the body, or at `co_yield durable::fail`.
@@ -325,10 +349,9 @@ class task_promise_common : public promise_base {
   // destroy path register saves), and then the members' own destructors are told both are
   // null so that they test nothing again (137 instructions per create+await against 139).
   ~task_promise_common() {
-    if ((reinterpret_cast<std::uintptr_t>(outcome.fault_address()) | reinterpret_cast<std::uintptr_t>(raised)) != 0)
-        [[unlikely]] {
+    if ((reinterpret_cast<std::uintptr_t>(outcome.fault_address()) | this->raised_bits()) != 0) [[unlikely]] {
       release_fault_and_raised(outcome, *this);
-      if (outcome.fault_address() != nullptr || raised != nullptr) __builtin_unreachable();
+      if (outcome.fault_address() != nullptr || this->raised_bits() != 0) __builtin_unreachable();
     }
   }
 
@@ -390,7 +413,7 @@ class task_promise : public task_promise_common<T, Policy> {
     }
     using entry = typename Policy::outputs::template entry_for<T>;
     if constexpr (!std::is_void_v<entry>) {
-      if (this->inspect_output) {
+      if (this->inspects_output()) {
         const status verdict = entry::check(stored_value());
         if (verdict != status::ok) {
           fault f;
