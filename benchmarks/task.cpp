@@ -20,7 +20,7 @@ using global_new_policy = durable::policy<durable::frames<durable::frame_allocat
 
 // The loop of the counted mode: `for (auto _ : loop)` as over a benchmark::State, n times.
 struct counted_loop {
-  struct [[maybe_unused]] tick {};
+  struct tick {};
   struct iterator {
     long left;
     bool operator!=(const iterator& end) const noexcept { return left != end.left; }
@@ -41,7 +41,7 @@ template <class Policy, class Loop>
 durable::durable_task<long, Policy> durable_driver(Loop& loop) {
   long sum = 0;
   int i = 0;
-  for (auto _ : loop) sum += co_await durable_leaf<Policy>(++i);
+  for ([[maybe_unused]] auto _ : loop) sum += co_await durable_leaf<Policy>(++i);
   co_return sum;
 }
 
@@ -54,7 +54,7 @@ template <class Frames, class Loop>
 baseline::task<long, Frames> baseline_driver(Loop& loop) {
   long sum = 0;
   int i = 0;
-  for (auto _ : loop) sum += co_await baseline_leaf<Frames>(++i);
+  for ([[maybe_unused]] auto _ : loop) sum += co_await baseline_leaf<Frames>(++i);
   co_return sum;
 }
 
