@@ -1,17 +1,49 @@
 // A minimal hand-written lazy task: the baseline a coroutine library is measured against.
-// Lazy start, symmetric transfer, a value slot and a continuation; nothing else.
+// Lazy start, symmetric transfer, a value slot and a continuation; nothing else. Its frames
+// come from the global allocator, or (`task<T, free_list_frames>`) from the smallest per-thread
+// free list that recycles them: the floor a recycling frame allocator is measured against.
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
+#include <new>
 #include <utility>
 
 namespace baseline {
 
-template <class T>
+/// Frames from the global allocator (the promise declares no operator new).
+struct global_frames {};
+
+/// Frames recycled through one per-thread free list per 16-byte size class: no cap, no release
+/// at thread exit (what is cached then leaks), no sanitizer support. Only the floor, not a
+/// design to copy.
+struct free_list_frames {
+  struct node {
+    node* next;
+  };
+  static constexpr std::size_t classes = 64;
+  static inline thread_local constinit node* heads[classes] = {};
+  static void* operator new(std::size_t size) {
+    const std::size_t cls = (size - 1) / 16;
+    if (cls >= classes) return ::operator new(size);
+    if (node* n = heads[cls]) {
+      heads[cls] = n->next;
+      return n;
+    }
+    return ::operator new((cls + 1) * 16);
+  }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    const std::size_t cls = (size - 1) / 16;
+    if (cls >= classes) return ::operator delete(p);
+    heads[cls] = ::new (p) node{heads[cls]};
+  }
+};
+
+template <class T, class Frames = global_frames>
 class task {
  public:
-  struct promise_type {
+  struct promise_type : Frames {
     T value{};
     std::exception_ptr error;
     std::coroutine_handle<> continuation;

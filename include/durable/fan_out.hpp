@@ -262,7 +262,7 @@ template <class T, class P>
 durable_task<T, P> pick_one(fan_out_mode mode, std::vector<durable_task<T, P>> tasks) {
   {
     promise_base& self = co_await promise_probe{};
-    self.inspect_output = false;  // each task inspected its own value
+    self.skip_output_inspection();  // each task inspected its own value
   }
   std::vector<result<T>> slots(tasks.size());
   fan_out_state state(mode, tasks.size());

@@ -414,7 +414,7 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
   using T = typename Task::value_type;
   {
     promise_base& self = co_await promise_probe{};
-    self.inspect_output = false;  // the attempt inspected its value already
+    self.skip_output_inspection();  // the attempt inspected its value already
   }
   attempt_watch<T> watch(call, spec.schedule.attempt_timeout());
   watch.template prepare<Task>(spec.callable, spec.args);
@@ -441,7 +441,7 @@ Task guarded_attempt(const Spec& spec, call_context& call) {
 /// journal scope) and checks that it can run.
 template <class Spec>
 void enter_call(Spec& spec, promise_base& self) {
-  self.inspect_output = false;  // the attempt inspected the value already
+  self.skip_output_inspection();  // the attempt inspected the value already
   const call_context* caller = self.context();
   call_context& context = spec.context;
   if (caller != nullptr) {

@@ -4,10 +4,10 @@
 // costs a malloc and a free (~20 ns, about as much as the rest of a create+await). Frames come
 // in few sizes, so a thread-local free list per 16-byte size class makes them nearly free, the
 // way Asio and Boost.Cobalt recycle theirs. A frame freed on another thread joins that
-// thread's lists; lists that fill up and lists that run dry trade batches through a shared
-// depot (frame_depot.hpp), so that work created on one thread and finished on another does
-// not fall back on the allocator. Under AddressSanitizer frames go to the global allocator instead, so that a
-// use of a freed frame is still reported.
+// thread's lists; a list that fills up and a list that runs dry trade whole batches through a
+// shared depot (frame_depot.hpp), so that work created on one thread and finished on another
+// does not fall back on the allocator. Under AddressSanitizer frames go to the global allocator
+// instead, so that a use of a freed frame is still reported.
 #pragma once
 
 #include <cstddef>
@@ -32,65 +32,99 @@ namespace durable::detail {
 
 inline constexpr std::size_t frame_granule = 16;  // malloc's own granule: no extra rounding
 inline constexpr std::size_t frame_classes = 64;  // frames up to 1 KiB are recycled
-inline constexpr std::uint32_t frames_kept_per_class = 2 * depot_batch;
+/// Frames a thread keeps per class: a list in use and one full batch set aside.
+inline constexpr std::int32_t frames_kept_per_class = 2 * static_cast<std::int32_t>(depot_batch);
 static_assert(frame_classes <= depot_classes);
 
 // Trivially constructible and destructible, so reading it needs no thread_local init guard;
 // the lists are released at thread exit by `frame_cache_release` below.
 struct frame_cache {
+  /// The list in use, per class: at most `depot_batch` frames.
   free_frame* heads[frame_classes];
-  std::uint32_t counts[frame_classes];
-  bool release_registered;
-  bool thread_exiting;
+  /// How many more frames each list may take. Zero until this thread's first free opens the
+  /// cache (registering the release at thread exit), and zero again from thread exit on: so the
+  /// cap, the registration and the thread-exit check are one test of one counter per free, and
+  /// only a full list (or those two moments) takes the slow path.
+  /// Signed: a free decrements it first and tests the sign (see deallocate_frame).
+  std::int32_t room[frame_classes];
+  /// Per class, one full batch (`depot_batch` frames) set aside when the list in use filled
+  /// up: the list then starts again empty, and the batch goes back into use when it runs dry,
+  /// or to the depot when the next one fills up. Moving a whole list walks nothing.
+  free_frame* spare[frame_classes];
+  /// The cache was opened: its release at thread exit is registered.
+  bool opened;
+  /// The thread is exiting: its lists are gone, and frees go to the global allocator.
+  bool exiting;
 };
 inline thread_local constinit frame_cache frames_of_this_thread{};
+
+// Frees a chain of frames linked through `next`.
+inline void free_chain(free_frame* f) noexcept {
+  while (f != nullptr) ::operator delete(static_cast<void*>(std::exchange(f, f->next)));
+}
 
 struct frame_cache_release {
   ~frame_cache_release() {
     frame_cache& c = frames_of_this_thread;
-    c.thread_exiting = true;  // frames freed later in this thread's exit go straight back
+    c.exiting = true;
     for (std::size_t i = 0; i < frame_classes; ++i) {
-      while (free_frame* f = c.heads[i]) {
-        c.heads[i] = f->next;
-        ::operator delete(static_cast<void*>(f));
-      }
-      c.counts[i] = 0;
+      c.room[i] = 0;  // frames freed later in this thread's exit go straight back
+      free_chain(std::exchange(c.heads[i], nullptr));
+      free_chain(std::exchange(c.spare[i], nullptr));
     }
   }
 };
 
-[[gnu::noinline]] inline void register_frame_cache_release() {
-  static thread_local frame_cache_release release;
+// Registers the release at thread exit and opens every list (all empty until now).
+[[gnu::noinline, gnu::cold]] inline void open_frame_cache() noexcept {
+  frame_cache& c = frames_of_this_thread;
+  static thread_local frame_cache_release release;  // glibc aborts rather than throw here
   static_cast<void>(release);
-  frames_of_this_thread.release_registered = true;
+  c.opened = true;
+  for (std::int32_t& r : c.room) r = static_cast<std::int32_t>(depot_batch);
 }
 
-// This thread's list of class `cls` is empty: a batch from the depot, or the allocator.
+/// A free found no room in class `cls` (and took one anyway: its room is -1). True if there
+/// is room now for the frame being freed: on this thread's first free the cache opens; a full
+/// list is set aside as the spare batch (the spare there before, if any, goes to the depot,
+/// or back to the allocator if the depot has no room). False once the thread is exiting: the
+/// room is 0 again. Out of line and noexcept, so that the inline free path stays a decrement,
+/// a branch and a push in every frame's teardown, with nothing for the unwinder to see.
+[[gnu::noinline, gnu::cold]] inline bool make_frame_room(std::size_t cls) noexcept {
+  frame_cache& c = frames_of_this_thread;
+  if (c.exiting) {
+    c.room[cls] = 0;
+    return false;
+  }
+  if (!c.opened) {
+    open_frame_cache();
+  } else {
+    if (free_frame* full = c.spare[cls]; full != nullptr &&
+                                         !shared_frame_depot.give(cls, full, (cls + 1) * frame_granule)) {
+      free_chain(full);
+    }
+    c.spare[cls] = std::exchange(c.heads[cls], nullptr);
+    c.room[cls] = static_cast<std::int32_t>(depot_batch);
+  }
+  --c.room[cls];  // the frame being freed
+  return true;
+}
+
+/// The list of class `cls` is empty: the spare batch, a batch from the depot, or the
+/// allocator.
 [[gnu::noinline]] inline void* allocate_frame_slowly(std::size_t cls) {
   frame_cache& c = frames_of_this_thread;
-  if (!c.thread_exiting) {
-    if (free_frame* batch = shared_frame_depot.take(cls)) {
-      if (!c.release_registered) register_frame_cache_release();
+  if (!c.exiting) {
+    free_frame* batch = std::exchange(c.spare[cls], nullptr);
+    if (batch == nullptr) batch = shared_frame_depot.take(cls);
+    if (batch != nullptr) {
+      if (!c.opened) open_frame_cache();
       c.heads[cls] = batch->next;
-      c.counts[cls] = depot_batch - 1;
+      c.room[cls] = 1;  // depot_batch - 1 frames in use now
       return batch;
     }
   }
   return ::operator new((cls + 1) * frame_granule);
-}
-
-// This thread's list of class `cls` is full: its newest half goes to the depot (or, if the
-// depot has no room, back to the allocator).
-[[gnu::noinline]] inline void hand_frames_to_depot(std::size_t cls) noexcept {
-  frame_cache& c = frames_of_this_thread;
-  free_frame* batch = c.heads[cls];
-  free_frame* last = batch;
-  for (std::uint32_t i = 1; i < depot_batch; ++i) last = last->next;
-  c.heads[cls] = last->next;
-  c.counts[cls] -= depot_batch;
-  last->next = nullptr;
-  if (shared_frame_depot.give(cls, batch, (cls + 1) * frame_granule)) return;
-  while (batch != nullptr) ::operator delete(static_cast<void*>(std::exchange(batch, batch->next)));
 }
 
 [[nodiscard]] inline void* allocate_frame(std::size_t size) {
@@ -100,7 +134,7 @@ struct frame_cache_release {
     frame_cache& c = frames_of_this_thread;
     if (free_frame* f = c.heads[cls]) {
       c.heads[cls] = f->next;
-      --c.counts[cls];
+      ++c.room[cls];  // a cached frame means the cache is open and not yet released
       return f;
     }
     return allocate_frame_slowly(cls);
@@ -114,15 +148,15 @@ inline void deallocate_frame(void* p, std::size_t size) noexcept {
     return;
   }
   const std::size_t cls = (size - 1) / frame_granule;
-  frame_cache& c = frames_of_this_thread;
-  if (cls < frame_classes && !c.thread_exiting) {
-    if (!c.release_registered) register_frame_cache_release();
-    if (c.counts[cls] == frames_kept_per_class) [[unlikely]] hand_frames_to_depot(cls);
-    auto* f = static_cast<free_frame*>(p);
-    f->next = c.heads[cls];
-    c.heads[cls] = f;
-    ++c.counts[cls];
-    return;
+  if (cls < frame_classes) {
+    frame_cache& c = frames_of_this_thread;
+    // Decrement first, then test the sign: g++ makes it one read-modify-write and a branch.
+    if (--c.room[cls] >= 0 || make_frame_room(cls)) [[likely]] {
+      auto* f = static_cast<free_frame*>(p);
+      f->next = c.heads[cls];
+      c.heads[cls] = f;
+      return;
+    }
   }
   ::operator delete(p);  // unsized: clang 14 leaves -fsized-deallocation off
 }

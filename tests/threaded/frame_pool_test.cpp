@@ -1,0 +1,130 @@
+// The per-thread frame pool (detail/frame_pool.hpp): what its one-counter free path must keep.
+// Each case runs on a thread of its own, so it starts from an empty cache; assertions are made
+// on the test thread, after the join (Catch2 is not thread-safe).
+#include <catch2/catch.hpp>
+
+#include <durable/detail/frame_pool.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <thread>
+#include <vector>
+
+// Under AddressSanitizer frames go to the global allocator: there is no pool to test.
+#if !DURABLE_DETAIL_ASAN
+
+namespace {
+
+using durable::detail::allocate_frame;
+using durable::detail::deallocate_frame;
+using durable::detail::frame_granule;
+using durable::detail::frames_kept_per_class;
+using durable::detail::frames_of_this_thread;
+
+// A size no frame of the library's has in these tests, so the class is this file's alone.
+constexpr std::size_t test_size = 1000;
+constexpr std::size_t test_class = (test_size - 1) / frame_granule;
+constexpr auto kept = static_cast<std::size_t>(frames_kept_per_class);
+
+std::size_t count(durable::detail::free_frame* f) {
+  std::size_t n = 0;
+  for (; f != nullptr; f = f->next) ++n;
+  return n;
+}
+
+// The frames this thread keeps of the test's class: its list in use and its spare batch.
+std::size_t cached_in_test_class() {
+  return count(frames_of_this_thread.heads[test_class]) + count(frames_of_this_thread.spare[test_class]);
+}
+
+// Built before the thread's first free, so destroyed after the pool's release at thread exit.
+struct frees_at_thread_exit {
+  bool* freed_to_global;
+  ~frees_at_thread_exit() {
+    deallocate_frame(allocate_frame(test_size), test_size);
+    *freed_to_global = frames_of_this_thread.heads[test_class] == nullptr;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a freed frame is reused by the next frame of its class", "[frame_pool][threaded]") {
+  void* first = nullptr;
+  void* second = nullptr;
+  std::thread([&] {
+    first = allocate_frame(test_size);
+    deallocate_frame(first, test_size);  // the thread's first free opens its cache
+    second = allocate_frame(test_size);
+    deallocate_frame(second, test_size);
+  }).join();
+  CHECK(second == first);
+}
+
+TEST_CASE("a frame freed on another thread joins that thread's list", "[frame_pool][threaded]") {
+  void* frame = allocate_frame(test_size);
+  void* cached = nullptr;
+  void* reused = nullptr;
+  std::thread([&] {
+    deallocate_frame(frame, test_size);
+    cached = frames_of_this_thread.heads[test_class];
+    reused = allocate_frame(test_size);
+    deallocate_frame(reused, test_size);
+  }).join();
+  CHECK(cached == frame);
+  CHECK(reused == frame);
+}
+
+TEST_CASE("a class keeps at most frames_kept_per_class frames; the rest go to the depot", "[frame_pool][threaded]") {
+  std::vector<std::size_t> counts;
+  std::thread([&counts] {
+    std::vector<void*> frames;
+    for (std::size_t i = 0; i < kept + 10; ++i) frames.push_back(allocate_frame(test_size));
+    for (void* f : frames) deallocate_frame(f, test_size);  // a batch goes to the depot
+    counts.push_back(cached_in_test_class());
+    // Reusing some makes room for as many again, and no more.
+    for (std::size_t i = 0; i < 20; ++i) frames[i] = allocate_frame(test_size);
+    counts.push_back(cached_in_test_class());
+    for (std::size_t i = 0; i < 20; ++i) deallocate_frame(frames[i], test_size);
+    counts.push_back(cached_in_test_class());
+  }).join();
+  // 266 freed: two batches of 128 kept (the first went to the depot when the third filled),
+  // 10 in the new list.
+  CHECK(counts[0] <= kept);
+  CHECK(counts[1] == counts[0] - 20);
+  CHECK(counts[2] == counts[0]);
+}
+
+TEST_CASE("frames freed on one thread are reused by another through the depot", "[frame_pool][threaded]") {
+  // A producer's frames, finished on a consumer thread: the consumer's full lists hand batches
+  // to the depot, and a new thread with empty lists takes them instead of the allocator's.
+  constexpr std::size_t n = 4 * durable::detail::depot_batch;
+  std::vector<void*> frames;
+  for (std::size_t i = 0; i < n; ++i) frames.push_back(allocate_frame(test_size));
+  std::thread([&frames] {
+    for (void* f : frames) deallocate_frame(f, test_size);
+  }).join();  // the consumer's exit frees what it kept; the depot keeps what it was given
+  std::size_t reused = 0;
+  std::thread([&frames, &reused] {
+    std::vector<void*> again;
+    for (std::size_t i = 0; i < durable::detail::depot_batch; ++i) again.push_back(allocate_frame(test_size));
+    for (void* f : again) reused += std::find(frames.begin(), frames.end(), f) != frames.end() ? 1 : 0;
+    for (void* f : again) deallocate_frame(f, test_size);
+  }).join();
+  CHECK(reused == durable::detail::depot_batch);
+}
+
+TEST_CASE("at thread exit the cache is released and later frees go to the global allocator",
+          "[frame_pool][threaded]") {
+  bool freed_to_global = false;
+  std::size_t cached_before_exit = 0;
+  std::thread([&] {
+    static thread_local frees_at_thread_exit late{&freed_to_global};
+    static_cast<void>(late);
+    deallocate_frame(allocate_frame(test_size), test_size);  // opens the cache
+    cached_before_exit = cached_in_test_class();
+  }).join();
+  CHECK(cached_before_exit == 1);
+  CHECK(freed_to_global);
+}
+
+#endif
