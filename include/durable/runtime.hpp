@@ -987,11 +987,16 @@ class runtime {
 
   // `h`, posted on a worker, into that worker's own queue.
   void post_on_worker(detail::work_queue& own, std::coroutine_handle<> h) {
-    if (!own.push(h)) [[unlikely]] {
+    const detail::work_queue::pushed how = own.push(h);
+    if (how == detail::work_queue::pushed::full) [[unlikely]] {
       spill(own, h);
       return;
     }
-    if (worker_count_ > 1) {
+    // Only a push onto an empty queue looks for a sleeper: a worker that went to sleep saw every
+    // queue empty, so one that held work since has been through such a push. (The owner's view
+    // of its head may be stale, so a push after a thief emptied the queue can pass for one onto
+    // work; find_work's periodic check below catches that within one budget of items.)
+    if (worker_count_ > 1 && how == detail::work_queue::pushed::onto_empty) {
       // Pairs with the fence in find_work: either a worker going to sleep sees this item, or
       // this thread sees it asleep and wakes it (a store then a load on each side: only
       // seq_cst orders them).
@@ -1068,7 +1073,7 @@ class runtime {
     const std::size_t share = std::max<std::size_t>(1, ready_.size() / worker_count_);
     std::size_t moved = 0;
     while (moved < share && moved < detail::work_queue::capacity / 2 && !ready_.empty() &&
-           me.queue.push(ready_.front())) {
+           me.queue.push(ready_.front()) != detail::work_queue::pushed::full) {
       ready_.pop_front();
       ++moved;
     }
@@ -1109,7 +1114,13 @@ class runtime {
     for (;;) {
       if (stopping_.load(std::memory_order_relaxed)) return false;
       fire_due_timers();
-      if (take_shared_locked(me) || !me.queue.empty()) return true;
+      if (take_shared_locked(me)) return true;
+      if (!me.queue.empty()) {
+        // The periodic look: a worker with work to spare wakes a sleeper to steal some (see
+        // post_on_worker for why a push may not have).
+        if (sleeping_.load(std::memory_order_relaxed) != 0 && me.queue.size_hint() > 1) wake_worker_locked();
+        return true;
+      }
       if (worker_count_ > 1) {
         lock.unlock();
         for (unsigned k = 1; k < worker_count_; ++k) {

@@ -20,17 +20,24 @@ class work_queue {
  public:
   static constexpr std::uint32_t capacity = 4096;  // a power of two: positions wrap with a mask
 
-  /// Adds `h` at the tail (the owner only). False when the queue is full: the owner then moves
-  /// work elsewhere (`take_half`, and the runtime's shared queue).
-  bool push(std::coroutine_handle<> h) noexcept {
+  /// What `push` did.
+  enum class pushed : std::uint8_t {
+    full,         ///< nothing: the owner moves work elsewhere (`take`, and the shared queue)
+    onto_empty,   ///< the queue looked empty before (a sleeping worker may need waking)
+    onto_others,  ///< the queue held work already
+  };
+
+  /// Adds `h` at the tail (the owner only).
+  pushed push(std::coroutine_handle<> h) noexcept {
     const std::uint32_t t = tail_.load(std::memory_order_relaxed);  // only this thread writes it
     // acquire: a taker's reads of the slots it claimed come before this thread rewrites them.
-    if (t - head_.load(std::memory_order_acquire) >= capacity) return false;
+    const std::uint32_t queued = t - head_.load(std::memory_order_acquire);
+    if (queued >= capacity) return pushed::full;
     slots_[t & mask].store(h.address(), std::memory_order_relaxed);
     // release: whoever sees the new tail sees the slot, and what the coroutine wrote before it
     // was queued.
     tail_.store(t + 1, std::memory_order_release);
-    return true;
+    return queued == 0 ? pushed::onto_empty : pushed::onto_others;
   }
 
   /// Takes the item at the head (the owner, or anyone); null when empty.
@@ -85,6 +92,12 @@ class work_queue {
         out[i] = std::coroutine_handle<>::from_address(slots_[(h + i) & mask].load(std::memory_order_relaxed));
       if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_acquire)) return n;
     }
+  }
+
+  /// How many are queued (a snapshot, as for `empty`).
+  [[nodiscard]] std::uint32_t size_hint() const noexcept {
+    const std::uint32_t h = head_.load(std::memory_order_acquire);  // first: the tail is never behind it
+    return tail_.load(std::memory_order_acquire) - h;
   }
 
   /// True if nothing is queued (a snapshot: another thread may push or take right after).
