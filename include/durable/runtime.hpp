@@ -1047,8 +1047,8 @@ class runtime {
   }
   // Wakes the keeper, or, without one, any sleeping worker (which becomes it). Under the lock.
   void wake_keeper_locked() noexcept {
-    if (keeper_ >= 0 && worker_states_[keeper_].asleep) {
-      wake_locked(worker_states_[keeper_]);
+    if (keeper_ >= 0 && worker_states_[static_cast<std::size_t>(keeper_)].asleep) {
+      wake_locked(worker_states_[static_cast<std::size_t>(keeper_)]);
       return;
     }
     for (unsigned i = 0; i < worker_count_; ++i) {
