@@ -1008,13 +1008,14 @@ class runtime {
     }
   }
 
-  // A worker's queue is full: half of it, then `h`, go to the shared queue (in order).
+  // A worker's queue is full: its older half goes to the shared queue, and `h` behind the rest.
   [[gnu::noinline]] void spill(detail::work_queue& own, std::coroutine_handle<> h) {
     std::coroutine_handle<> moved[detail::work_queue::capacity / 2];
     const std::uint32_t n = own.take(moved, detail::work_queue::capacity / 2);
     std::lock_guard lock(mutex_);
     for (std::uint32_t i = 0; i < n; ++i) queue_locked(moved[i]);
-    queue_locked(h);
+    // Room now (only this thread pushes); the shared queue only if something else went wrong.
+    if (own.push(h) == detail::work_queue::pushed::full) queue_locked(h);
   }
 
   // Into the shared queue (under the lock); a sleeping worker is woken for it.
@@ -1124,7 +1125,17 @@ class runtime {
       if (worker_count_ > 1) {
         lock.unlock();
         for (unsigned k = 1; k < worker_count_; ++k) {
-          if (worker_states_[(index + k) % worker_count_].queue.steal_into(me.queue) != 0) return true;
+          const std::uint32_t stolen = worker_states_[(index + k) % worker_count_].queue.steal_into(me.queue);
+          if (stolen == 0) continue;
+          if (stolen > 1) {
+            // Work to spare: a sleeper may steal some of it (the fence pairs as in post_on_worker).
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (sleeping_.load(std::memory_order_relaxed) != 0) {
+              lock.lock();
+              wake_worker_locked();
+            }
+          }
+          return true;
         }
         lock.lock();
         if (stopping_.load(std::memory_order_relaxed)) return false;
@@ -1146,7 +1157,8 @@ class runtime {
       }
       --active_;
       if (active_ == 0) {
-        if (manual_ != nullptr && live_timers() != 0 && external_waits_.load(std::memory_order_relaxed) == 0) {
+        if (manual_ != nullptr && live_timers() != 0 && busy_ == 0 &&
+            external_waits_.load(std::memory_order_relaxed) == 0) {
           // Every worker sleeps and nothing is out: virtual time jumps to the next timer.
           awake_locked(me);
           ++active_;
@@ -1174,8 +1186,9 @@ class runtime {
 
   // Nothing ready, no timer, no external wait, and no thread running work (under the lock).
   [[nodiscard]] bool idle_locked() const noexcept {
+    // busy_ counts a thread that polls a runtime with workers, too (`poll` does not refuse it).
     return ready_.empty() && live_timers() == 0 && external_waits_.load(std::memory_order_relaxed) == 0 &&
-           (worker_count_ != 0 ? active_ == 0 : busy_ == 0);
+           busy_ == 0 && (worker_count_ == 0 || active_ == 0);
   }
 
   // Runs queued work on this thread until `done`, or, with no flag, until idle (or, for a

@@ -102,7 +102,8 @@ class work_queue {
 
   /// True if nothing is queued (a snapshot: another thread may push or take right after).
   [[nodiscard]] bool empty() const noexcept {
-    return tail_.load(std::memory_order_acquire) == head_.load(std::memory_order_acquire);
+    const std::uint32_t h = head_.load(std::memory_order_acquire);  // first: the tail is never behind it
+    return tail_.load(std::memory_order_acquire) == h;
   }
 
  private:
