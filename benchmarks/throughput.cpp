@@ -481,13 +481,15 @@ void register_spawn_benchmarks() {
   if (const unsigned hw = std::thread::hardware_concurrency(); hw > 2) counts.push_back(hw);
   for (const unsigned n : counts) {
     const std::string workers = ":workers=" + std::to_string(n);
-    for (auto [name, run] : {std::pair{"spawn/plain_pool", &seeded_pool<thread_pool>},
+    for (const auto& side : {std::pair{"spawn/plain_pool", &seeded_pool<thread_pool>},
                              std::pair{"spawn/baseline", &seeded_pool<stealing_pool>},
                              std::pair{"spawn/durable", &seeded_durable},
                              std::pair{"chain/plain_pool", &chained_pool<thread_pool>},
                              std::pair{"chain/baseline", &chained_pool<stealing_pool>},
                              std::pair{"chain/durable", &chained_durable}}) {
-      benchmark::RegisterBenchmark((name + workers).c_str(), [run, n](benchmark::State& state) { run(state, n); })
+      // A copy, not a structured binding: clang 14 cannot capture one.
+      void (*const run)(benchmark::State&, unsigned) = side.second;
+      benchmark::RegisterBenchmark((side.first + workers).c_str(), [run, n](benchmark::State& state) { run(state, n); })
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
