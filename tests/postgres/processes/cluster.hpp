@@ -177,6 +177,7 @@ inline durable::postgres::result query(const std::string& conninfo, const std::s
       return db.exec(sql, params);
     } catch (const durable::postgres::database_error& e) {
       if (!e.connection_lost() || std::chrono::steady_clock::now() > deadline) throw;
+      // Real time: a real server restarting on its own clock (bounded by the deadline above).
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }

@@ -60,6 +60,8 @@ TEST_CASE("workers killed at random: every invocation finishes right, no stored 
     // test fails on that), so what is still watched is settled, and the watcher never hangs.
     for (bool last = false; !last;) {
       last = done.load();
+      // Real time: it watches other processes, which run on the real clock (no manual_clock
+      // reaches them); 10 ms is the resolution of the takeover times it reports.
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       std::lock_guard lock(watched_mutex);
       std::erase_if(watched, [&](const takeover& t) {
