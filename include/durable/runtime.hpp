@@ -429,7 +429,7 @@ class runtime {
         run_on_this_thread(h, mine, lock);
         continue;
       }
-      if (wake_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+      if (wait_woken_until(lock, deadline) == std::cv_status::timeout) break;
     }
     return walked_away_ == 0;
   }
@@ -493,6 +493,7 @@ class runtime {
   /// Resumes `h` from the runtime's shared queue once `when` has come; a time already past
   /// queues it behind the work that is ready now (a zero sleep yields to others).
   void schedule_at(time_point when, std::coroutine_handle<> h) {
+    bool driver_waits = false;
     {
       std::lock_guard lock(mutex_);
       if (when <= now()) {
@@ -500,8 +501,9 @@ class runtime {
       } else {
         push_timer_locked(timer(when, next_timer_seq_++, h));
       }
+      driver_waits = drivers_waiting_ != 0;
     }
-    if (worker_count_ == 0) wake_.notify_one();
+    if (driver_waits) wake_.notify_one();
     work_arrived();
   }
 
@@ -517,11 +519,13 @@ class runtime {
       }
       return;
     }
+    bool driver_waits = false;
     {
       std::lock_guard lock(mutex_);
       queue_locked(h);
+      driver_waits = drivers_waiting_ != 0;
     }
-    if (worker_count_ == 0) wake_.notify_one();
+    if (driver_waits) wake_.notify_one();
     work_arrived();
   }
 
@@ -873,12 +877,12 @@ class runtime {
     const bool fired = fire_due_timers();
     if (!fired) {
       if (manual_ != nullptr) {
-        wake_.wait(lock);  // another thread is busy; it may add work or finish
+        wait_woken(lock);  // another thread is busy; it may add work or finish
       } else {
         // A copy: wait_until reads its deadline again after re-locking, when another thread may
         // have pushed a timer and reallocated the heap (a reference to top() would dangle).
         const time_point next_due = timers_.top().when;
-        wake_.wait_until(lock, next_due);
+        wait_woken_until(lock, next_due);
       }
     }
     return true;
@@ -893,6 +897,9 @@ class runtime {
       const timer due = timers_.top();
       timers_.pop();
       const std::coroutine_handle<> h = due.handle();
+      // The frame is likely cold (it slept); fetching it now overlaps the miss with the queue
+      // and lock traffic before its resume, whose locked instructions would otherwise expose it.
+      __builtin_prefetch(h.address());
       if (detail::cancellable_wait* w = due.wait()) {
         w->st = detail::cancellable_wait::state::fired;
         release_locked(w);  // the waiter still holds it
@@ -902,6 +909,22 @@ class runtime {
       drop_cancelled_timers();
     }
     return fired;
+  }
+
+  // A thread driving a runtime without workers waits on wake_, counted in drivers_waiting_:
+  // a notifier that reads it as zero under the lock skips the notify (nobody can be waiting,
+  // and a thread about to wait checks for work under the same lock first).
+  void wait_woken(std::unique_lock<std::mutex>& lock) {
+    ++drivers_waiting_;
+    wake_.wait(lock);
+    --drivers_waiting_;
+  }
+  template <class TimePoint>
+  std::cv_status wait_woken_until(std::unique_lock<std::mutex>& lock, const TimePoint& until) {
+    ++drivers_waiting_;
+    const std::cv_status woken = wake_.wait_until(lock, until);
+    --drivers_waiting_;
+    return woken;
   }
 
   void work_arrived() const noexcept {
@@ -1217,7 +1240,7 @@ class runtime {
       }
       if (fire_timers(lock)) continue;
       if (done == nullptr && busy_ == 0 && external_waits_ == 0) break;
-      wake_.wait(lock);  // the task waits on something outside the runtime
+      wait_woken(lock);  // the task waits on something outside the runtime
     }
   }
 
@@ -1225,7 +1248,8 @@ class runtime {
   // ended leave the count. Under the lock.
   void merge_locked(detail::driver_queue& mine) {
     while (!mine.empty()) ready_.push_back(mine.pop());
-    external_waits_.fetch_sub(std::exchange(mine.ended_waits, 0), std::memory_order_relaxed);
+    // Skipped when zero, as it nearly always is: a locked RMW per item is a fence per item.
+    if (mine.ended_waits != 0) external_waits_.fetch_sub(std::exchange(mine.ended_waits, 0), std::memory_order_relaxed);
   }
 
   // poll's work, from the lock on.
@@ -1261,7 +1285,7 @@ class runtime {
     --busy_;
     // Other threads driving this runtime may be asleep: wake them if there is work they can
     // take, or if the manual clock may now jump (it waits for every thread to be idle).
-    if (!ready_.empty() || (busy_ == 0 && live_timers() != 0)) wake_.notify_all();
+    if (drivers_waiting_ != 0 && (!ready_.empty() || (busy_ == 0 && live_timers() != 0))) wake_.notify_all();
     // run_until_idle may be waiting: wake it only when its condition holds, not after every item
     // (with one worker, busy_ is 0 after each one).
     if (busy_ == 0 && worker_count_ != 0 && ready_.empty() && live_timers() == 0) idle_.notify_all();
@@ -1286,6 +1310,7 @@ class runtime {
   std::size_t cancelled_timers_ = 0;  // entries of `timers_` whose wait was cancelled
   std::unique_ptr<root_list[]> root_lists_;  // root_list_count() of them
   int busy_ = 0;                 // threads driving a runtime without workers that run an item
+  std::size_t drivers_waiting_ = 0;  // threads in wait_woken (under mutex_)
   std::size_t walked_away_ = 0;  // attempts walked away from that have not ended
   std::atomic<std::size_t> external_waits_{0};  // tasks suspended in a durable::completion
   std::atomic<bool> stopping_{false};            // written under the lock; workers peek between items
