@@ -88,7 +88,7 @@ class fan_out_state {
     if (!parent_scope_) return {};
     call_path path = base_;
     path.push_back(static_cast<std::uint32_t>(index));
-    return scope_ref(new journal_scope(parent_scope_->invocation(), path, parent_scope_.get()));
+    return scope_ref(new journal_scope(parent_scope_->invocation(), view_of(path), parent_scope_.get()));
   }
 
   runtime* rt = nullptr;

@@ -361,7 +361,9 @@ class call_journal {
     byte_writer record;
     write_call_completed(record, call_scope().invocation().id(), call_scope().path(), f.function_name(), f.code(),
                          f.reason(), f.attempts(), f.what(), {});
-    call_scope().invocation().complete(call_scope().path(), record.bytes());
+    // Not record.bytes() converted: see view_of in call_records.hpp.
+    call_scope().invocation().complete(call_scope().path(),
+                                       std::span<const std::byte>(record.bytes().data(), record.bytes().size()));
   }
 
  private:

@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <coroutine>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -27,6 +26,7 @@
 #include "detail/context.hpp"
 #include "detail/mersenne_twister.hpp"
 #include "detail/frame_pool.hpp"
+#include "detail/handle_fifo.hpp"
 #include "detail/result.hpp"
 #include "detail/spin_lock.hpp"
 #include "detail/timer_heap.hpp"
@@ -1301,7 +1301,7 @@ class runtime {
   mutable std::mutex mutex_;
   std::condition_variable wake_;  // threads that run work wait here
   std::condition_variable idle_;  // with workers: `run` and `run_until_idle` wait here
-  std::deque<std::coroutine_handle<>> ready_;
+  detail::handle_fifo ready_;
   // The context of every spawned root that nothing can stop (read only).
   detail::call_context unstoppable_{this, {}};
   timer_heap timers_;

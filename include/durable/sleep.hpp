@@ -58,7 +58,8 @@ class sleep_awaiter {
   // In a journaled invocation a sleep has a path like a call: its first run records its wake-up
   // time, and after a restart it ends at that time, not after a fresh interval.
   static time_point journaled_wake(journal_scope& scope, time_point wake) {
-    const call_path path = scope.next_child();
+    const call_path child = scope.next_child();
+    const path_view path = view_of(child);
     invocation_progress& inv = scope.invocation();
     if (const auto done = inv.completed(path, scope.may_replay())) {
       throw journal_mismatch(path, "a call of '" + done->function + "'", "a sleep");
@@ -68,7 +69,7 @@ class sleep_awaiter {
       return recorded->wake_at();
     }
     if (!scope.abandoned()) {
-      inv.record_wait(wait_scheduled_record{inv.id(), path, wait_kind::sleep, 0, status::ok, wake.time_since_epoch().count()});
+      inv.record_wait(wait_scheduled_record{inv.id(), child, wait_kind::sleep, 0, status::ok, wake.time_since_epoch().count()});
     }
     return wake;
   }

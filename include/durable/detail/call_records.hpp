@@ -36,6 +36,12 @@ using call_path = std::vector<std::uint32_t>;
 /// A call path, borrowed.
 using path_view = std::span<const std::uint32_t>;
 
+/// `path` as a path_view. Spelled as pointer and size, as every span the headers that
+/// durable.hpp includes make from a container: std::span's constructor from a range costs g++
+/// its ranges concept checks, some 70M instructions, in every program that includes
+/// durable.hpp (benchmarks/include_cost.py; issue 15).
+[[nodiscard]] inline path_view view_of(const call_path& path) noexcept { return {path.data(), path.size()}; }
+
 /// Orders call paths (lexicographically, as std::vector does), a vector against a view too.
 struct path_less {
   using is_transparent = void;

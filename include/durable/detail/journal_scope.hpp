@@ -69,7 +69,7 @@ class path_buffer {
   path_buffer& operator=(const path_buffer&) = delete;
 
   [[nodiscard]] path_view view() const noexcept {
-    return heap_.empty() ? path_view(inline_.data(), size_) : path_view(heap_);
+    return heap_.empty() ? path_view(inline_.data(), size_) : view_of(heap_);
   }
 
  private:
