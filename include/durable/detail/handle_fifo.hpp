@@ -26,8 +26,8 @@ class handle_fifo {
 
   void push_back(std::coroutine_handle<> h) {
     // Full, with at least half of it popped already: the popped prefix goes rather than the
-    // vector growing, so it holds at most twice what is queued, and each handle moves at most
-    // once for every handle pushed after it.
+    // vector growing. So it holds at most twice what is queued, and a compaction moves no
+    // more handles than were pushed since the last one (amortised O(1) per push).
     if (items_.size() == items_.capacity() && 2 * head_ >= items_.size() && head_ != 0) {
       items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
       head_ = 0;

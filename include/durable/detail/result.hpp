@@ -124,7 +124,7 @@ struct stored<void> {
 /// that says whether it is there: nothing needs destroying, and a finished task holds either a
 /// fault or a value, so code that saw the task finish (the only code that reads its value)
 /// knows which from the fault alone. That is one store less for every task created and one for
-/// every value returned (instructions per create+await: 132 against 130).
+/// every value returned (instructions per create+await: 130, against 132 with the flag).
 template <class V, bool Flagless = std::is_trivially_copyable_v<V> && std::is_trivially_destructible_v<V>>
 class value_slot {
  public:
