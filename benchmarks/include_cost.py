@@ -87,6 +87,7 @@ def main():
                     help="count the compiler's instructions under valgrind (once each) instead of timing")
     args = ap.parse_args()
     headers = args.header or ["durable/durable.hpp"]
+    version = subprocess.run([args.compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         cases = []  # (group, role name, source)
@@ -102,7 +103,6 @@ def main():
             cases.append((group, "durable:" + header, ours))
 
         if args.instructions:
-            version = subprocess.run([args.compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
             print(f"{args.compiler} -std=c++20 -fsyntax-only, instructions under cachegrind ({version})")
             baseline = {}
             for group, role, source in cases:
@@ -122,7 +122,6 @@ def main():
             for i, (_, _, source) in enumerate(cases):
                 samples[i].append(compile_once(args.compiler, source))
 
-    version = subprocess.run([args.compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     print(f"{args.compiler} -std=c++20 -fsyntax-only, median of {args.repetitions} interleaved runs ({version})")
     benchmarks, baseline_cpu = [], {}
     for i, (group, role, _) in enumerate(cases):
