@@ -78,17 +78,11 @@ class fan_out_state {
   /// In a journaled invocation: the fan-out takes one position in `parent`, and child i's calls
   /// are numbered under [that position, i].
   void journal_under(journal_scope* parent) {
-    if (parent == nullptr) return;
-    base_ = parent->next_child();
-    parent->retain();
-    parent_scope_ = scope_ref(parent);
+    if (parent != nullptr) scope_ = scope_ref(parent->enter());
   }
   /// The scope of child `index` (empty outside a journaled invocation).
   [[nodiscard]] scope_ref child_scope(std::size_t index) const {
-    if (!parent_scope_) return {};
-    call_path path = base_;
-    path.push_back(static_cast<std::uint32_t>(index));
-    return scope_ref(new journal_scope(parent_scope_->invocation(), view_of(path), parent_scope_.get()));
+    return scope_ ? scope_ref(scope_->child(index)) : scope_ref();
   }
 
   runtime* rt = nullptr;
@@ -103,8 +97,7 @@ class fan_out_state {
   std::stop_source source_;
   stop_scope token_{source_.get_token()};
   std::optional<std::stop_callback<forward_stop>> link_;
-  scope_ref parent_scope_;
-  call_path base_;
+  scope_ref scope_;
 };
 
 using root_handle = std::coroutine_handle<root_task::promise_type>;

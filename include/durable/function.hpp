@@ -8,15 +8,16 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "detail/context.hpp"
 #include "detail/guarded_attempt.hpp"
-#include "detail/call_records.hpp"
 #include "detail/journal_scope.hpp"
 #include "detail/result.hpp"
 #include "detail/stoppable_wait.hpp"
@@ -237,100 +238,57 @@ template <class T>
 using journal_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 /// A call's side of the journal when it runs in a journaled invocation (empty otherwise): its
-/// path, the scope of its current attempt, and the records it reads and writes.
+/// scope, through which it reads and writes its records, and its value's encoding.
 class call_journal {
  public:
   call_journal() noexcept = default;
   call_journal(call_journal&&) noexcept = default;
   call_journal& operator=(call_journal&&) = delete;
-  ~call_journal() { end_attempt(); }
+  // Drops the call's reference to its current attempt's scope (which holds one to the call's:
+  // the cycle ends here).
+  ~call_journal() {
+    if (call_) call_->end_attempt();
+  }
 
   explicit operator bool() const noexcept { return static_cast<bool>(call_); }
 
   /// Takes this call's path: the next position in the scope of the code that made the call.
-  void enter(journal_scope& parent) {
-    call_ = scope_ref(new journal_scope(journal_scope::next_child_of, parent));
-  }
+  void enter(journal_scope& parent) { call_ = scope_ref(parent.enter()); }
 
   /// The scope the next attempt runs in (the previous attempt's may no longer write).
-  [[nodiscard]] journal_scope* begin_attempt(std::uint32_t attempt_number) {
-    call_scope().invocation().before_attempt();
-    journal_scope*& attempt = call_scope().current_attempt;
-    if (attempt != nullptr) {
-      attempt->abandon();
-      end_attempt();
-    }
-    attempt = new journal_scope(journal_scope::same_path, call_scope(), attempt_number > 1);
-    return attempt;
-  }
+  [[nodiscard]] journal_scope* begin_attempt(std::uint32_t attempt_number) { return call_->begin_attempt(attempt_number); }
 
-  /// True if the journal recorded this call's completion. A sleep or a call of another function
-  /// recorded at this path means the code changed: a journal mismatch is thrown.
-  [[nodiscard]] bool completed(std::string_view name) const {
-    const invocation_progress& inv = call_scope().invocation();
-    if (const auto done = inv.completed(call_scope().path(), call_scope().may_replay())) {
-      if (done->function != name) {
-        throw journal_mismatch(call_scope().path(), "a call of '" + done->function + "'",
-                               "a call of '" + std::string(name) + "'");
-      }
-      return true;
-    }
-    if (const auto wait = inv.wait(call_scope().path()); wait && wait->kind != wait_kind::retry) {
-      throw journal_mismatch(call_scope().path(), "a sleep", "a call of '" + std::string(name) + "'");
-    }
-    return false;
-  }
+  /// True if the journal recorded this call's completion (see journal_scope::completed).
+  [[nodiscard]] bool completed(std::string_view name) const { return call_->completed(name); }
 
   /// The recorded outcome of this call: its value, or its failure thrown again.
   template <class T>
   T replay(std::string_view name) const {
-    const call_completed_record done =
-        *call_scope().invocation().completed(call_scope().path(), call_scope().may_replay());
-    if (done.code != status::ok) throw recorded_failure(done, name);
+    const std::vector<std::byte> value = call_->recorded_value(name);
+    // Pointer and size, not the vector converted: span's constructor from a range costs g++ its
+    // ranges concept checks in every program that includes this header (issue 15).
+    const std::span<const std::byte> bytes(value.data(), value.size());
     if constexpr (std::is_void_v<T>) {
-      static_cast<void>(decode<std::monostate>(done.value));
+      static_cast<void>(decode<std::monostate>(bytes));
     } else if constexpr (encodable<T>) {
-      return decode<T>(done.value);
+      return decode<T>(bytes);
     } else {
       throw unjournaled_type();
     }
   }
 
-  /// The attempt that failed before this call's recorded retry wait (0: none recorded).
-  [[nodiscard]] std::uint32_t recorded_retry() const {
-    const auto wait = call_scope().invocation().wait(call_scope().path());
-    return wait && wait->kind == wait_kind::retry ? wait->attempt : 0;
-  }
-  /// The status of the attempt that failed before the recorded retry wait.
-  [[nodiscard]] status recorded_retry_status() const { return call_scope().invocation().wait(call_scope().path())->last; }
-  /// How long until the recorded retry is due (zero if it is past).
-  [[nodiscard]] std::chrono::nanoseconds until_recorded_retry(runtime& rt) const {
-    const auto wait = call_scope().invocation().wait(call_scope().path());
-    return std::max(sub_saturating(wait->wake_at(), rt.now()), std::chrono::nanoseconds::zero());
-  }
+  /// This call's recorded retry wait (failed_attempt 0 if none).
+  [[nodiscard]] recorded_retry_wait retry_wait() const { return call_->retry_wait(); }
 
-  /// When the call's first attempt started, as its recorded retry wait says (if it does).
-  [[nodiscard]] std::optional<std::int64_t> recorded_first_attempt() const {
-    const auto wait = call_scope().invocation().wait(call_scope().path());
-    return wait ? wait->first_attempt_ns : std::nullopt;
-  }
-
-  /// Journals a retry wait (not flushed: lost in a crash, the call just starts over sooner),
-  /// with when the first attempt started if the call has a deadline.
+  /// Journals a retry wait, with when the first attempt started if the call has a deadline.
   void waiting(std::uint32_t attempt, status last, time_point wake_at, std::optional<std::int64_t> first_attempt_ns) {
-    if (call_scope().abandoned()) return;
-    const path_view path = call_scope().path();
-    call_scope().invocation().record_wait(wait_scheduled_record{call_scope().invocation().id(), {path.begin(), path.end()},
-                                                                wait_kind::retry, attempt, last,
-                                                                wake_at.time_since_epoch().count(), first_attempt_ns});
+    call_->waiting(attempt, last, wake_at, first_attempt_ns);
   }
 
   /// Journals the call's value, durably, before its caller resumes.
   template <class T, class Value>
   void succeeded(std::string_view name, std::uint32_t attempts, const Value& value) {
-    if (call_scope().abandoned()) return;
-    // The value and then the record are encoded into buffers this thread reuses, the record
-    // straight from the call's fields: no allocation, no copies of its parts.
+    // Encoded into a buffer this thread reuses: no allocation.
     thread_local byte_writer value_bytes;
     value_bytes.clear();
     if constexpr (std::is_void_v<T>) {
@@ -344,41 +302,17 @@ class call_journal {
     } else {
       throw unjournaled_type();
     }
-    thread_local byte_writer record;
-    record.clear();
-    write_call_completed(record, call_scope().invocation().id(), call_scope().path(), name, status::ok,
-                         failure_reason::fatal_status, attempts, {}, value_bytes.bytes());
-    call_scope().invocation().complete(call_scope().path(), record.bytes());
+    call_->succeeded(name, attempts, std::span<const std::byte>(value_bytes.bytes().data(), value_bytes.bytes().size()));
   }
 
-  /// Journals the call's failure, durably, before its caller sees it. A cancellation is not
-  /// journaled (after a restart the call runs again), nor a journal mismatch (the invocation
-  /// starts over anyway), nor a journal failure (nothing more can be written).
-  void failed(const failure& f) {
-    if (call_scope().abandoned() || f.reason() == failure_reason::cancelled ||
-        f.reason() == failure_reason::journal_failed || f.code() == status::incompatible_state)
-      return;
-    byte_writer record;
-    write_call_completed(record, call_scope().invocation().id(), call_scope().path(), f.function_name(), f.code(),
-                         f.reason(), f.attempts(), f.what(), {});
-    // Not record.bytes() converted: see view_of in call_records.hpp.
-    call_scope().invocation().complete(call_scope().path(),
-                                       std::span<const std::byte>(record.bytes().data(), record.bytes().size()));
-  }
+  /// Journals the call's failure, durably, before its caller sees it (see journal_scope::failed).
+  void failed(const failure& f) { call_->failed(f); }
 
  private:
   static failure unjournaled_type() {
     return failure(status::invalid_argument, failure_reason::fatal_status, 1, {}, nullptr,
                    "a call in a journaled invocation returns a type without a durable::codec: "
                    "specialise durable::codec for it so that its result can be journaled");
-  }
-
-  journal_scope& call_scope() const noexcept { return *call_.get(); }
-
-  // Drops the call's reference to its current attempt's scope (which holds one to the call's:
-  // the cycle ends here).
-  void end_attempt() noexcept {
-    if (call_ && call_->current_attempt != nullptr) std::exchange(call_->current_attempt, nullptr)->release();
   }
 
   // One pointer, null outside a journaled invocation: a call waiting for a retry should carry
@@ -462,14 +396,17 @@ void enter_call(Spec& spec, promise_base& self) {
 /// the journal recorded for it. Without one: the first attempt, now.
 template <class Spec>
 void resume_from_journal(Spec& spec, retry_state& retry) {
-  const std::uint32_t waited = spec.journal.recorded_retry();
+  const recorded_retry_wait wait = spec.journal.retry_wait();
+  const std::uint32_t waited = wait.failed_attempt;
   if (waited == 0) return;
   spec.schedule.fast_forward(waited);
-  spec.schedule.resume_deadline(spec.journal.recorded_first_attempt());
+  spec.schedule.resume_deadline(wait.first_attempt_ns);
   // Clamped: the number comes from a file. From half the range, the count cannot wrap before
   // two billion more attempts.
   retry.start_at(std::min(waited, std::numeric_limits<std::uint32_t>::max() / 2) + 1);
-  retry.schedule(spec.journal.until_recorded_retry(*spec.context.rt), spec.journal.recorded_retry_status());
+  // Not before now: a retry that was due before the restart is due at once.
+  retry.schedule(std::max(sub_saturating(wait.wake_at, spec.context.rt->now()), std::chrono::nanoseconds::zero()),
+                 wait.last);
 }
 
 /// An attempt that could not start (copying the arguments or calling the callable threw, or the

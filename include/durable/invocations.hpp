@@ -13,8 +13,8 @@
 // recorded in an `invocation_store` before the code that depends on them goes on. After a crash,
 // `recover` runs every unfinished invocation again, and each call the store saw complete
 // returns its recorded outcome without running. This layer sits above the runtime (which only
-// schedules) and the calls (which read and write their records through `journal_scope`), and
-// below the stores: a `journal` (file_journal, memory_journal) is kept through a
+// schedules) and the calls (which read and write their records through the abstract `journal_scope`,
+// implemented here by `invocation_scope`), and below the stores: a `journal` (file_journal, memory_journal) is kept through a
 // `journal_store`; `memory_store` and a shared database implement the store interface directly.
 #pragma once
 
@@ -40,7 +40,7 @@
 
 #include "codec.hpp"
 #include "detail/invocation_journal.hpp"
-#include "detail/journal_scope.hpp"
+#include "detail/invocation_scope.hpp"
 #include "error.hpp"
 #include "event.hpp"
 #include "invocation_store.hpp"
@@ -403,7 +403,7 @@ class invocation_registry : public std::enable_shared_from_this<invocation_regis
     const stop_scope cancelled_by_id{inv->stop_token(), nullptr, false};
     bool journaled = false;  // the outcome is in the store
     for (;;) {
-      scope_ref scope(new journal_scope(*inv, path_view{}, nullptr));
+      scope_ref scope(new invocation_scope(*inv, path_view{}, nullptr));
       call_context context{&rt, {}, &cancelled_by_id, scope.get()};
       durable_task<> body;
       std::optional<call_completed_record> unjournaled;  // an outcome the call did not journal

@@ -43,35 +43,17 @@ class sleep_awaiter {
     stop_ = ctx->stop;
     time_point wake = relative_ ? add_saturating(rt->now(), for_) : until_;
     if (ctx->scope != nullptr) {
-      wake = journaled_wake(*ctx->scope, wake);
-      // A long sleep of the body itself (path [0, k]: nothing else of the invocation runs) may
-      // park it: the run ends here, and the store wakes the invocation when the time comes.
-      const path_view at = ctx->scope->path();
-      if (at.size() == 1 && at[0] == 0 && !ctx->scope->abandoned() && ctx->scope->invocation().park_until(wake, rt->now())) {
+      // In a journaled invocation a sleep has a path like a call: after a restart it ends at
+      // the time its first run recorded, not after a fresh interval.
+      wake = ctx->scope->journaled_wake(wake);
+      // A long sleep of the body itself (nothing else of the invocation runs) may park it: the
+      // run ends here, and the store wakes the invocation when the time comes.
+      if (ctx->scope->park_until(wake, rt->now())) {
         parked_ = true;
         return false;
       }
     }
     return wait_.suspend(*rt, stop_, wake, h);
-  }
-
-  // In a journaled invocation a sleep has a path like a call: its first run records its wake-up
-  // time, and after a restart it ends at that time, not after a fresh interval.
-  static time_point journaled_wake(journal_scope& scope, time_point wake) {
-    const call_path child = scope.next_child();
-    const path_view path = view_of(child);
-    invocation_progress& inv = scope.invocation();
-    if (const auto done = inv.completed(path, scope.may_replay())) {
-      throw journal_mismatch(path, "a call of '" + done->function + "'", "a sleep");
-    }
-    if (const auto recorded = inv.wait(path)) {
-      if (recorded->kind != wait_kind::sleep) throw journal_mismatch(path, "a retry wait", "a sleep");
-      return recorded->wake_at();
-    }
-    if (!scope.abandoned()) {
-      inv.record_wait(wait_scheduled_record{inv.id(), child, wait_kind::sleep, 0, status::ok, wake.time_since_epoch().count()});
-    }
-    return wake;
   }
 
   void await_resume() {

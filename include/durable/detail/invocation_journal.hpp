@@ -26,7 +26,7 @@
 #include "../journal_records.hpp"
 #include "../status.hpp"
 #include "hash_index.hpp"
-#include "journal_scope.hpp"
+#include "invocation_scope.hpp"
 
 namespace durable::detail {
 
