@@ -1,6 +1,7 @@
 // durable/detail/call_records.hpp — the records a journaled invocation's calls and sleeps read
 // and write (journal_records.hpp has their encoding, and reads a journal back). Apart, so that
-// the calls can be journaled without including the journal.
+// the scopes of running code (invocation_scope.hpp) need the records but not the journal. The
+// invocation layer's: calls, sleeps and fan-outs never see a record (journal_scope.hpp).
 #pragma once
 
 #include <algorithm>
@@ -36,10 +37,9 @@ using call_path = std::vector<std::uint32_t>;
 /// A call path, borrowed.
 using path_view = std::span<const std::uint32_t>;
 
-/// `path` as a path_view. Spelled as pointer and size, as every span the headers that
-/// durable.hpp includes make from a container: std::span's constructor from a range costs g++
-/// its ranges concept checks, some 70M instructions, in every program that includes
-/// durable.hpp (benchmarks/include_cost.py; issue 15).
+/// `path` as a path_view. Spelled as pointer and size: std::span's constructor from a range
+/// costs g++ its ranges concept checks, some 70M instructions, the first time a program uses it
+/// (benchmarks/include_cost.py; issue 15).
 [[nodiscard]] inline path_view view_of(const call_path& path) noexcept { return {path.data(), path.size()}; }
 
 /// Orders call paths (lexicographically, as std::vector does), a vector against a view too.
