@@ -288,6 +288,9 @@ class call_journal {
   /// Journals the call's value, durably, before its caller resumes.
   template <class T, class Value>
   void succeeded(std::string_view name, std::uint32_t attempts, const Value& value) {
+    // First: an abandoned attempt's value is neither journaled nor encoded (its type may have
+    // no codec, or a codec that throws; its code goes on as if nothing were journaled).
+    if (call_->abandoned()) return;
     // Encoded into a buffer this thread reuses: no allocation.
     thread_local byte_writer value_bytes;
     value_bytes.clear();

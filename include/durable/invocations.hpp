@@ -13,9 +13,10 @@
 // recorded in an `invocation_store` before the code that depends on them goes on. After a crash,
 // `recover` runs every unfinished invocation again, and each call the store saw complete
 // returns its recorded outcome without running. This layer sits above the runtime (which only
-// schedules) and the calls (which read and write their records through the abstract `journal_scope`,
-// implemented here by `invocation_scope`), and below the stores: a `journal` (file_journal, memory_journal) is kept through a
-// `journal_store`; `memory_store` and a shared database implement the store interface directly.
+// schedules) and the calls (which read and write their records through the abstract
+// `journal_scope`, implemented here by `invocation_scope`), and below the stores: a `journal`
+// (file_journal, memory_journal) is kept through a `journal_store`; `memory_store` and a shared
+// database implement the store interface directly.
 #pragma once
 
 #include <chrono>

@@ -32,7 +32,8 @@ template <>
 struct durable::codec<durable::invocation_started_record>
     : durable::fields<&durable::invocation_started_record::id, &durable::invocation_started_record::function,
                       &durable::invocation_started_record::arguments> {};
-/// Encoded through `detail::write_call_completed`, which a call also uses directly; the layout
+/// Encoded through `detail::write_call_completed`, which `invocation_scope` also uses directly
+/// for a call's completion; the layout
 /// is that of `layout` (a test holds them equal).
 template <>
 struct durable::codec<durable::call_completed_record> {

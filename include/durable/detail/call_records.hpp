@@ -1,5 +1,5 @@
-// durable/detail/call_records.hpp — the records a journaled invocation's calls and sleeps read
-// and write (journal_records.hpp has their encoding, and reads a journal back). Apart, so that
+// durable/detail/call_records.hpp — the records written about a journaled invocation's calls and
+// sleeps (journal_records.hpp has their encoding, and reads a journal back). Apart, so that
 // the scopes of running code (invocation_scope.hpp) need the records but not the journal. The
 // invocation layer's: calls, sleeps and fan-outs never see a record (journal_scope.hpp).
 #pragma once
@@ -72,11 +72,11 @@ struct call_completed_record {
 namespace detail {
 
 /// Writes a call_completed_record's bytes from borrowed fields, the value already encoded:
-/// what a call journals without copying its path or encoding its value twice. The layout is
-/// the record's codec (journal_records.hpp encodes through this too, and a test holds it to the
-/// field-by-field codec): id, path, function, code, reason, attempts, message, value. Strings
-/// and vectors are a varint count and their elements; uint32s are varints; the one-byte enums
-/// and std::byte are one raw byte each. Written through one raw span, not byte by byte.
+/// what invocation_scope journals for a call without copying its path or encoding its value
+/// twice. The layout is the record's codec (journal_records.hpp encodes through this too, and a
+/// test holds it to the field-by-field codec): id, path, function, code, reason, attempts,
+/// message, value. Strings and vectors are a varint count and their elements; uint32s are
+/// varints; the one-byte enums and std::byte are one raw byte each. Written through one raw span, not byte by byte.
 inline void write_call_completed(byte_writer& out, std::string_view id, path_view path, std::string_view function,
                                  status code, failure_reason reason, std::uint32_t attempts, std::string_view message,
                                  std::span<const std::byte> value) {

@@ -137,13 +137,14 @@ class invocation_scope final : public journal_scope {
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* p, std::size_t size) noexcept { deallocate_frame(p, size); }
 
+  /// The recorded progress this scope reads and writes.
   [[nodiscard]] invocation_progress& invocation() const noexcept { return *inv_; }
+  /// Where this scope is in its invocation: [] for the root, [0] for the invocation's own call.
   [[nodiscard]] path_view path() const noexcept { return path_; }
   /// True if calls made here may have completed earlier in this run: some enclosing call is on
   /// a retry, so its code runs again (calls it made before return their recorded outcome).
   [[nodiscard]] bool may_replay() const noexcept { return may_replay_; }
-  /// True if this scope or one it is inside was abandoned: nothing here may be journaled.
-  [[nodiscard]] bool abandoned() const noexcept {
+  [[nodiscard]] bool abandoned() const noexcept override {
     for (const invocation_scope* s = this; s != nullptr; s = s->parent_)
       if (s->abandoned_.load(std::memory_order_acquire)) return true;
     return false;
@@ -218,7 +219,7 @@ class invocation_scope final : public journal_scope {
       return;
     byte_writer record;
     write_call_completed(record, inv_->id(), path_, f.function_name(), f.code(), f.reason(), f.attempts(), f.what(), {});
-    inv_->complete(path_, record.bytes());
+    inv_->complete(path_, record.bytes());  // a span from a vector: this header is not in durable.hpp
   }
 
   // A sleep has a path like a call: its first run records its wake-up time, and after a

@@ -43,27 +43,32 @@ class journal_scope {
   journal_scope(const journal_scope&) = delete;
   journal_scope& operator=(const journal_scope&) = delete;
 
+  /// Takes one more reference.
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  // acq_rel: the last release sees every write the other holders made before theirs.
+  /// Drops one reference; the last one destroys the scope. Acq_rel: the last release sees
+  /// every write the other holders made before theirs.
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  /// The scope of the next call, sleep or fan-out made from here: it takes the next position.
-  /// One reference, the caller's.
+  /// The scope of the next call or fan-out made from here: it takes the next position (as a
+  /// sleep does, in journaled_wake). One reference, the caller's.
   [[nodiscard]] virtual journal_scope* enter() = 0;
   /// For a fan-out's scope: the scope of its child `index`. One reference, the caller's.
   [[nodiscard]] virtual journal_scope* child(std::size_t index) = 0;
 
   /// For a call's scope: checks that another step may start (throws a journal_failure if not),
-  /// ends the previous attempt's scope (it may no longer write) and returns the scope the
-  /// attempt `attempt_number` runs in, owned by this scope until `end_attempt`.
+  /// abandons the previous attempt's scope and drops this scope's reference to it (an attempt
+  /// still running in the background may keep it alive, but writes nothing more), and returns
+  /// the scope the attempt `attempt_number` runs in, owned by this scope until `end_attempt`.
   [[nodiscard]] virtual journal_scope* begin_attempt(std::uint32_t attempt_number) = 0;
   /// For a call's scope: drops its current attempt's scope (which holds a reference to this one).
   virtual void end_attempt() noexcept = 0;
   /// For an attempt's scope: its call walked away from it. The attempt goes on in the
   /// background, but nothing it does is journaled any more.
   virtual void abandon() noexcept = 0;
+  /// True if this scope or one it is inside was abandoned: nothing here may be journaled.
+  [[nodiscard]] virtual bool abandoned() const noexcept = 0;
 
   /// For a call's scope: true if the journal recorded this call's completion. A sleep or a call
   /// of another function recorded here means the code changed: a journal mismatch is thrown.
@@ -117,8 +122,10 @@ class scope_ref {
   ~scope_ref() {
     if (scope_ != nullptr) scope_->release();
   }
+  /// The scope (null if none), still owned by this reference.
   [[nodiscard]] journal_scope* get() const noexcept { return scope_; }
   journal_scope* operator->() const noexcept { return scope_; }
+  /// True if this holds a scope.
   explicit operator bool() const noexcept { return scope_ != nullptr; }
 
  private:
