@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <iterator>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -439,7 +441,7 @@ class runtime {
   /// the live timers (a diagnostic, for tests and memory measurements).
   [[nodiscard]] std::size_t timer_entries() const {
     std::lock_guard lock(mutex_);
-    return timers_.size();
+    return timers_.size() + worker_timer_count();
   }
 
   /// Registers a callback for every `event`, at any time, from any thread (a callback may
@@ -494,6 +496,10 @@ class runtime {
   /// Resumes `h` from the runtime's shared queue once `when` has come; a time already past
   /// queues it behind the work that is ready now (a zero sleep yields to others).
   void schedule_at(time_point when, std::coroutine_handle<> h) {
+    if (on_own_worker()) {
+      schedule_on_worker(worker_states_[detail::current_driver->worker], when, h);
+      return;
+    }
     bool driver_waits = false;
     {
       std::lock_guard lock(mutex_);
@@ -842,7 +848,24 @@ class runtime {
     }
   }
 
-  [[nodiscard]] std::size_t live_timers() const noexcept { return timers_.size() - cancelled_timers_; }
+  // Exact under the lock while every worker sleeps (each wrote its heap's size before it took
+  // the lock to go to sleep); while one runs, the runtime is not idle anyway.
+  [[nodiscard]] std::size_t live_timers() const noexcept {
+    return timers_.size() - cancelled_timers_ + worker_timer_count();
+  }
+  [[nodiscard]] std::size_t worker_timer_count() const noexcept {
+    std::size_t n = 0;
+    for (unsigned i = 0; i < worker_count_; ++i) n += worker_states_[i].timers.size.load(std::memory_order_relaxed);
+    return n;
+  }
+  // When the earliest live timer of any heap is due (under the lock, with one armed at least).
+  [[nodiscard]] time_point earliest_timer() const noexcept {
+    std::int64_t earliest = timers_.size() != cancelled_timers_ ? timers_.top().when.time_since_epoch().count()
+                                                                : worker_timers::none;
+    for (unsigned i = 0; i < worker_count_; ++i)
+      earliest = std::min(earliest, worker_states_[i].timers.earliest.load(std::memory_order_relaxed));
+    return time_point(std::chrono::nanoseconds(earliest));
+  }
 
   // Pops cancelled timers off the top of the heap, so that the top is always a live timer (the
   // manual clock jumps to it; a real-clock thread sleeps until it).
@@ -987,9 +1010,32 @@ class runtime {
     p.next->prev = p.prev;
   }
 
+  // A worker's timers: the ones that nothing can cancel (retry waits and sleeps of work without
+  // a stop token) that tasks running on it schedule. Under a lock of their own, which only a
+  // worker firing them also takes: scheduling and firing them takes no lock the workers share.
+  // (Cancellable waits stay in the runtime's heap: a stop request from any thread and the end
+  // of a background attempt change their state under the runtime's lock.)
+  struct worker_timers {
+    static constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
+    detail::spin_lock lock;
+    timer_heap heap;              // under `lock`
+    std::uint64_t next_seq = 0;   // under `lock`: FIFO among this heap's timers due at once
+    // Written under `lock`, read without it: the heap's size, and when its top is due (ns since
+    // the epoch; `none` when it is empty).
+    std::atomic<std::size_t> size{0};
+    std::atomic<std::int64_t> earliest{none};
+
+    // After a change to `heap`, under `lock`.
+    void publish() noexcept {
+      size.store(heap.size(), std::memory_order_relaxed);
+      earliest.store(heap.empty() ? none : heap.top().when.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+  };
+
   // One per worker thread.
   struct worker_state {
     detail::work_queue queue;
+    worker_timers timers;
     std::condition_variable wake;  // with mutex_
     bool asleep = false;           // under mutex_: waits in `wake` until someone clears it
   };
@@ -1032,6 +1078,66 @@ class runtime {
     }
   }
 
+  // `h` at `when`, for a task running on worker `me`: into that worker's own heap.
+  void schedule_on_worker(worker_state& me, time_point when, std::coroutine_handle<> h) {
+    if (when <= now()) {
+      post_on_worker(me.queue, h);  // behind what is ready on this worker (a zero sleep yields)
+      return;
+    }
+    bool earliest = false;
+    {
+      std::lock_guard lock(me.timers.lock);
+      worker_timers& t = me.timers;
+      earliest = t.heap.empty() || t.heap.top().when > when;
+      t.heap.push(timer(when, t.next_seq++, h));
+      t.publish();
+    }
+    // With one worker, it is this thread, awake; on a manual clock, the last worker to go to
+    // sleep jumps the clock, and this one is awake.
+    if (!earliest || worker_count_ == 1 || manual_ != nullptr) return;
+    // Pairs with the fence of a worker going to sleep (find_work): either it sees this timer
+    // when it reads the heaps, or this thread sees it asleep and the time it keeps (a store then
+    // a load on each side: only seq_cst orders them).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_relaxed) == 0) return;
+    if (when.time_since_epoch().count() >= keeper_due_.load(std::memory_order_relaxed)) return;  // it wakes in time
+    std::lock_guard lock(mutex_);
+    if (keeper_ < 0 || when < keeper_deadline_) wake_keeper_locked();
+  }
+
+  // Queues on worker `me` the waiters of the timers due now in the workers' heaps: its own
+  // first, then the others' (a worker busy with a long item does not hold its due timers back).
+  // Without the runtime's lock.
+  void fire_worker_timers(worker_state& me, unsigned index) {
+    std::int64_t current = worker_timers::none;
+    for (unsigned k = 0; k < worker_count_; ++k) {
+      worker_timers& t = worker_states_[(index + k) % worker_count_].timers;
+      const std::int64_t due = t.earliest.load(std::memory_order_relaxed);
+      if (due == worker_timers::none) continue;
+      if (current == worker_timers::none) current = now().time_since_epoch().count();  // read once, if needed
+      if (due > current) continue;
+      for (bool more = true; more;) {
+        // A batch at a time, queued after the heap's lock is released: a push may take the
+        // runtime's lock (a sleeper to wake, a full queue), which is never taken under a heap's.
+        std::coroutine_handle<> batch[32];
+        std::size_t n = 0;
+        {
+          std::lock_guard lock(t.lock);
+          while (n < std::size(batch) && !t.heap.empty() && t.heap.top().when.time_since_epoch().count() <= current) {
+            batch[n++] = t.heap.top().handle();
+            t.heap.pop();
+          }
+          t.publish();
+          more = n == std::size(batch);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+          __builtin_prefetch(batch[i].address());  // see fire_due_timers
+          post_on_worker(me.queue, batch[i]);
+        }
+      }
+    }
+  }
+
   // A worker's queue is full: its older half goes to the shared queue, and `h` behind the rest.
   [[gnu::noinline]] void spill(detail::work_queue& own, std::coroutine_handle<> h) {
     std::coroutine_handle<> moved[detail::work_queue::capacity / 2];
@@ -1052,10 +1158,9 @@ class runtime {
   // or one nobody sleeps until yet, wakes a worker to keep time (on a manual clock, only while
   // every worker sleeps: the last one to go to sleep jumps the clock).
   void push_timer_locked(timer t) {
-    const bool first = timers_.empty() || timers_.top() > t;
     timers_.push(t);
     if (sleeping_.load(std::memory_order_relaxed) == 0) return;
-    if (manual_ != nullptr ? active_ == 0 : (first || keeper_ < 0)) wake_keeper_locked();
+    if (manual_ != nullptr ? active_ == 0 : (keeper_ < 0 || t.when < keeper_deadline_)) wake_keeper_locked();
   }
 
   // Wakes one sleeping worker, not the keeper if another sleeps (it keeps waiting for the
@@ -1135,8 +1240,10 @@ class runtime {
   // runtime stops.
   bool find_work(unsigned index) {
     worker_state& me = worker_states_[index];
-    std::unique_lock lock(mutex_);
     for (;;) {
+      if (stopping_.load(std::memory_order_relaxed)) return false;
+      fire_worker_timers(me, index);
+      std::unique_lock lock(mutex_);
       if (stopping_.load(std::memory_order_relaxed)) return false;
       fire_due_timers();
       if (take_shared_locked(me)) return true;
@@ -1168,7 +1275,8 @@ class runtime {
       }
       // To sleep. Announced first, then the others' queues are looked at once more: a worker
       // that pushed to its own queue meanwhile either sees this one asleep (and wakes it) or is
-      // seen to have work (see post_on_worker).
+      // seen to have work (see post_on_worker). The same holds for a timer pushed onto a
+      // worker's heap, which the decisions below read (see schedule_on_worker).
       me.asleep = true;
       sleeping_.fetch_add(1, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -1186,7 +1294,7 @@ class runtime {
           // Every worker sleeps and nothing is out: virtual time jumps to the next timer.
           awake_locked(me);
           ++active_;
-          manual_->advance_to(timers_.top().when);
+          manual_->advance_to(earliest_timer());
           continue;
         }
         if (idle_locked()) idle_.notify_all();
@@ -1194,10 +1302,12 @@ class runtime {
       const bool keeps_time = manual_ == nullptr && live_timers() != 0 && keeper_ < 0;
       if (keeps_time) {
         keeper_ = static_cast<int>(index);
-        // A copy: the heap may reallocate while this thread waits.
-        const time_point due = timers_.top().when;
+        const time_point due = earliest_timer();  // a copy: the heaps change while this thread waits
+        keeper_deadline_ = due;
+        keeper_due_.store(due.time_since_epoch().count(), std::memory_order_relaxed);
         me.wake.wait_until(lock, due, [&] { return !me.asleep || stopping_.load(std::memory_order_relaxed); });
         keeper_ = -1;
+        keeper_due_.store(worker_timers::none, std::memory_order_relaxed);
       } else {
         me.wake.wait(lock, [&] { return !me.asleep || stopping_.load(std::memory_order_relaxed); });
       }
@@ -1321,6 +1431,10 @@ class runtime {
   unsigned worker_count_ = 0;       // set before the workers start, never changed
   int active_ = 0;                  // under mutex_: workers not asleep
   int keeper_ = -1;                 // under mutex_: the worker asleep until the next timer, if any
+  time_point keeper_deadline_{};    // under mutex_, with a keeper: when it wakes
+  // keeper_deadline_ in ns, or worker_timers::none without a keeper: written under mutex_, read
+  // without it by a worker that scheduled a timer, to learn whether the keeper must wake for it.
+  std::atomic<std::int64_t> keeper_due_{worker_timers::none};
   // Workers asleep (exact under mutex_; read without it by a worker that pushed to its own
   // queue, after a seq_cst fence, to learn whether to wake one).
   std::atomic<unsigned> sleeping_{0};

@@ -168,3 +168,95 @@ TEST_CASE("a worker asleep wakes for work posted from outside, one worker at a t
     REQUIRE(ran.load() == wave);
   }
 }
+
+TEST_CASE("a timer scheduled on a worker that then blocks fires on another worker", "[threads][workers][stealing][timers]") {
+  // A task spawns a blocker into its worker's own queue, then sleeps: its timer goes into that
+  // worker's heap, and the worker runs the blocker next, which holds it until the sleeper woke.
+  // Only the other worker can fire the timer. (Due 1 ns later: nothing waits in real time. The
+  // blocker may be stolen before it runs there, which proves nothing; rounds go on until it
+  // ran on the sleeper's worker five times, or 200 rounds.)
+  durable::runtime rt{{.workers = 2}};
+  int blocked_rounds = 0;
+  int rounds = 0;
+  for (; rounds < 200 && blocked_rounds < 5; ++rounds) {
+    std::atomic<bool> woke{false};
+    std::atomic<bool> blocked{false};
+    std::atomic<bool> woke_while_blocked{false};
+    std::thread::id slept_on;
+    auto blocker = [&](std::thread::id sleeper_thread) -> durable_task<> {
+      if (std::this_thread::get_id() != sleeper_thread) co_return;
+      blocked.store(true, std::memory_order_relaxed);
+      woke_while_blocked.store(spin_until(woke), std::memory_order_relaxed);
+    };
+    auto sleeper = [&]() -> durable_task<> {
+      slept_on = std::this_thread::get_id();
+      rt.spawn(blocker(slept_on));
+      co_await durable::sleep_for(1ns);
+      woke.store(true, std::memory_order_release);
+    };
+    rt.spawn(sleeper());
+    rt.run_until_idle();
+    REQUIRE(woke.load());
+    if (blocked.load()) {
+      ++blocked_rounds;
+      CHECK(woke_while_blocked.load());
+    }
+  }
+  INFO("rounds run: " << rounds);
+  CHECK(blocked_rounds == 5);
+}
+
+TEST_CASE("retrying and sleeping tasks without a stop token on stealing workers all finish, or are freed at shutdown",
+          "[threads][workers][stealing][timers][shutdown]") {
+  // Timers that nothing can cancel live in the heap of the worker that scheduled them. Rounds
+  // of: tasks whose calls retry after a few microseconds of real time, on more workers than
+  // cores, some then sleeping for a day; the runtime destroyed while those still wait and while
+  // others still retry. Every frame must be freed exactly once.
+  for (int round = 0; round < 20; ++round) {
+    INFO("round " << round);
+    std::atomic<int> finished{0};
+    std::atomic<int> retried{0};
+    std::atomic<int> sleeping{0};
+    {
+      durable::runtime rt{{.seed = static_cast<std::uint64_t>(round), .workers = 3}};
+      const durable::function retrying{"retrying",
+                                       [&retried](int k) -> durable_task<int> {
+                                         const frame_count counted;
+                                         thread_local int tries = 0;
+                                         if (++tries % 3 != 0) {
+                                           retried.fetch_add(1, std::memory_order_relaxed);
+                                           co_yield durable::fail(status::temporary_error, "again",
+                                                                  std::chrono::microseconds(k % 7));
+                                         }
+                                         co_return k;
+                                       },
+                                       {.initial_delay = 1us, .max_delay = 20us}};
+      auto worker_task = [&](int k) -> durable_task<> {
+        const frame_count counted;
+        std::vector<durable_task<int>> children;
+        for (int c = 0; c < 4; ++c) children.push_back(retrying(k * 4 + c));
+        static_cast<void>(co_await durable::gather(std::move(children)));
+        if (k % 4 == 0) {
+          sleeping.fetch_add(1, std::memory_order_relaxed);
+          co_await durable::sleep_for(24h);  // ends only at shutdown
+        }
+        finished.fetch_add(1, std::memory_order_relaxed);
+      };
+      for (int k = 0; k < 64; ++k) rt.spawn(worker_task(k));
+      if (round % 2 == 0) {
+        // Let everything that can finish do so: run_until_idle would wait for the day-long sleeps.
+        // Once every call succeeded, the heaps hold the 16 day-long sleeps and nothing else.
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while ((finished.load() < 48 || sleeping.load() < 16 || rt.timer_entries() != 16) &&
+               std::chrono::steady_clock::now() < deadline)
+          std::this_thread::yield();
+        CHECK(finished.load() == 48);
+        CHECK(sleeping.load() == 16);
+        CHECK(rt.timer_entries() == 16);
+        CHECK(retried.load() > 0);  // the calls went through their retry timers
+      }
+    }  // the destructor stops the workers and destroys every task still suspended
+    CHECK(frame_count::live.load() == 0);
+    CHECK(finished.load() <= 48);
+  }
+}
