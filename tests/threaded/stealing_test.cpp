@@ -42,6 +42,24 @@ bool spin_until(const std::atomic<bool>& ready) {
   return true;
 }
 
+// Failed tries of `retrying` so far, in every test.
+std::atomic<int> retried_tries{0};
+
+// A call that fails two tries in three (counted per thread) and retries after a few
+// microseconds of real time: timers that come due while other work runs.
+const durable::function retrying{"retrying",
+                                 [](int k) -> durable_task<int> {
+                                   const frame_count counted;
+                                   thread_local int tries = 0;
+                                   if (++tries % 3 != 0) {
+                                     retried_tries.fetch_add(1, std::memory_order_relaxed);
+                                     co_yield durable::fail(status::temporary_error, "again",
+                                                            std::chrono::microseconds(k % 7));
+                                   }
+                                   co_return k;
+                                 },
+                                 {.initial_delay = 1us, .max_delay = 20us}};
+
 }  // namespace
 
 TEST_CASE("tasks spawned on a busy worker are stolen by an idle one", "[threads][workers][stealing]") {
@@ -115,16 +133,6 @@ TEST_CASE("cancelled and retrying tasks on stealing workers end once, and shutdo
     std::vector<std::stop_source> stops(64);
     {
       durable::runtime rt{{.seed = static_cast<std::uint64_t>(round), .workers = 3}};
-      const durable::function retrying{"retrying",
-                                       [](int k) -> durable_task<int> {
-                                         const frame_count counted;
-                                         thread_local int tries = 0;
-                                         if (++tries % 3 != 0)
-                                           co_yield durable::fail(status::temporary_error, "again",
-                                                                  std::chrono::microseconds(k % 7));
-                                         co_return k;
-                                       },
-                                       {.initial_delay = 1us, .max_delay = 20us}};
       auto worker_task = [&](int k) -> durable_task<> {
         const frame_count counted;
         try {
@@ -215,22 +223,10 @@ TEST_CASE("retrying and sleeping tasks without a stop token on stealing workers 
   for (int round = 0; round < 20; ++round) {
     INFO("round " << round);
     std::atomic<int> finished{0};
-    std::atomic<int> retried{0};
+    const int retried_before = retried_tries.load();
     std::atomic<int> sleeping{0};
     {
       durable::runtime rt{{.seed = static_cast<std::uint64_t>(round), .workers = 3}};
-      const durable::function retrying{"retrying",
-                                       [&retried](int k) -> durable_task<int> {
-                                         const frame_count counted;
-                                         thread_local int tries = 0;
-                                         if (++tries % 3 != 0) {
-                                           retried.fetch_add(1, std::memory_order_relaxed);
-                                           co_yield durable::fail(status::temporary_error, "again",
-                                                                  std::chrono::microseconds(k % 7));
-                                         }
-                                         co_return k;
-                                       },
-                                       {.initial_delay = 1us, .max_delay = 20us}};
       auto worker_task = [&](int k) -> durable_task<> {
         const frame_count counted;
         std::vector<durable_task<int>> children;
@@ -253,7 +249,7 @@ TEST_CASE("retrying and sleeping tasks without a stop token on stealing workers 
         CHECK(finished.load() == 48);
         CHECK(sleeping.load() == 16);
         CHECK(rt.timer_entries() == 16);
-        CHECK(retried.load() > 0);  // the calls went through their retry timers
+        CHECK(retried_tries.load() > retried_before);  // the calls went through their retry timers
       }
     }  // the destructor stops the workers and destroys every task still suspended
     CHECK(frame_count::live.load() == 0);
