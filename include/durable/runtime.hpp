@@ -496,7 +496,9 @@ class runtime {
   /// Resumes `h` from the runtime's shared queue once `when` has come; a time already past
   /// queues it behind the work that is ready now (a zero sleep yields to others).
   void schedule_at(time_point when, std::coroutine_handle<> h) {
-    if (on_own_worker()) {
+    // One worker shares its lock with nobody: the runtime's heap is cheaper for it (fired in one
+    // batch per look, without a heap of its own to lock and publish).
+    if (worker_count_ > 1 && on_own_worker()) {
       schedule_on_worker(worker_states_[detail::current_driver->worker], when, h);
       return;
     }
