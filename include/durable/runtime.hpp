@@ -1094,9 +1094,9 @@ class runtime {
       t.heap.push(timer(when, t.next_seq++, h));
       t.publish();
     }
-    // With one worker, it is this thread, awake; on a manual clock, the last worker to go to
-    // sleep jumps the clock, and this one is awake.
-    if (!earliest || worker_count_ == 1 || manual_ != nullptr) return;
+    // On a manual clock the last worker to go to sleep jumps the clock, and this one is awake.
+    // (Only runtimes with two workers or more get here: see schedule_at.)
+    if (!earliest || manual_ != nullptr) return;
     // Pairs with the fence of a worker going to sleep (find_work): either it sees this timer
     // when it reads the heaps, or this thread sees it asleep and the time it keeps (a store then
     // a load on each side: only seq_cst orders them).
