@@ -20,10 +20,15 @@
 // `spawn/baseline:`, a work-stealing pool written by hand (a queue per thread under its own
 // lock; an idle thread steals half of another's; a post wakes a sleeping thread only if there
 // is one).
+//
+// `delayed/` is spawn/'s load with a timer per call: each call retries 1 us after it fails, on
+// the real clock. On durable that is a retry wait in the runtime's timers (a worker's own heap,
+// with two workers or more); on the baseline, a job posted into its thread's timer heap.
 #include <benchmark/benchmark.h>
 
 #include <durable/durable.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +36,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -163,7 +169,8 @@ class thread_pool {
 // that thread's deque; one posted from outside goes to a deque chosen round robin. An idle
 // thread steals half of another's deque, and sleeps (on one condition variable) only when
 // every deque looked empty. `wait_idle` waits for the count of posted, unfinished jobs to reach
-// zero.
+// zero. For `delayed/`, each thread also owns a timer heap (under the same lock), which it
+// fires into its own deque whenever it takes a job, and sleeps at most until its earliest timer.
 class stealing_pool {
  public:
   explicit stealing_pool(unsigned threads) : queues_(threads) {
@@ -201,14 +208,59 @@ class stealing_pool {
     idle_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
   }
 
+  // Runs `job` once `delay` has passed: into the timer heap of the posting thread (or of one
+  // chosen round robin from outside), which that thread fires into its own deque.
+  void post_after(std::chrono::nanoseconds delay, std::function<void()> job) {
+    pending_.fetch_add(1, std::memory_order_relaxed);
+    const bool inside = current_index_ != nullptr && current_pool_ == this;
+    const unsigned target = inside ? *current_index_ : next_.fetch_add(1, std::memory_order_relaxed) % queues_.size();
+    {
+      queue& q = queues_[target];
+      std::lock_guard lock(q.mutex);
+      q.timers.push_back(timed_job{std::chrono::steady_clock::now() + delay, q.next_seq++, std::move(job)});
+      std::push_heap(q.timers.begin(), q.timers.end(), later{});
+    }
+    if (inside) return;  // the target is this thread, which is awake
+    // Only the target fires its heap, and it may sleep without a deadline: wake every sleeper.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_relaxed) != 0) {
+      std::lock_guard lock(sleep_mutex_);
+      wake_.notify_all();
+    }
+  }
+
  private:
+  struct timed_job {
+    std::chrono::steady_clock::time_point when;
+    std::uint64_t seq;  // first in, first out among jobs due at once
+    std::function<void()> job;
+  };
+  struct later {
+    bool operator()(const timed_job& a, const timed_job& b) const noexcept {
+      return a.when != b.when ? a.when > b.when : a.seq > b.seq;
+    }
+  };
   struct queue {
     std::mutex mutex;
     std::deque<std::function<void()>> jobs;
+    std::vector<timed_job> timers;  // a min-heap by `later`
+    std::uint64_t next_seq = 0;
   };
+
+  // Moves the due jobs of queue `q`'s heap to the back of its deque (under its lock).
+  static void fire_due(queue& q) {
+    if (q.timers.empty()) return;  // no clock read when there is no timer
+    const auto now = std::chrono::steady_clock::now();
+    while (!q.timers.empty() && q.timers.front().when <= now) {
+      std::pop_heap(q.timers.begin(), q.timers.end(), later{});
+      q.jobs.push_back(std::move(q.timers.back().job));
+      q.timers.pop_back();
+    }
+  }
 
   bool take(unsigned i, std::function<void()>& job) {
     std::lock_guard lock(queues_[i].mutex);
+    fire_due(queues_[i]);
     if (queues_[i].jobs.empty()) return false;
     job = std::move(queues_[i].jobs.front());
     queues_[i].jobs.pop_front();
@@ -254,11 +306,19 @@ class stealing_pool {
       sleepers_.fetch_add(1, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
       bool any = false;
+      std::optional<std::chrono::steady_clock::time_point> next_due;  // of this thread's heap
       for (auto& q : queues_) {
         std::lock_guard queue_lock(q.mutex);
         any = any || !q.jobs.empty();
+        if (&q == &queues_[i] && !q.timers.empty()) next_due = q.timers.front().when;
       }
-      if (!any) wake_.wait(lock);
+      if (!any) {
+        if (next_due) {
+          wake_.wait_until(lock, *next_due);
+        } else {
+          wake_.wait(lock);
+        }
+      }
       sleepers_.fetch_sub(1, std::memory_order_relaxed);
       if (stopping_) return;
     }
@@ -417,6 +477,38 @@ void chained_pool(benchmark::State& state, unsigned workers) {
   report(state);
 }
 
+// ---- delayed/: spawn/'s load, but each call retries 1 us after it fails: a timer per call ----
+
+constexpr auto retry_delay = 1us;
+
+template <class Pool>
+void delayed_try(const seeded_work<Pool>* w, std::uint32_t i) {
+  if (!try_once(w->c, i)) {
+    w->pool.post_after(retry_delay, [w, i] { delayed_try(w, i); });
+    return;
+  }
+  finished(w->c, i);
+}
+
+template <class Pool>
+void delayed_pool(benchmark::State& state, unsigned workers) {
+  calls c;
+  Pool pool(workers);
+  const seeded_work<Pool> w{pool, c};
+  for (auto _ : state) {
+    c.start_iteration();
+    for (std::uint32_t s = 0; s < seed_count; ++s) {
+      pool.post([p = &w, s] {
+        for (std::uint32_t i = s * calls_per_seed; i < (s + 1) * calls_per_seed; ++i)
+          p->pool.post([p, i] { delayed_try(p, i); });
+      });
+    }
+    pool.wait_idle();
+    check_completed(state, c);
+  }
+  report(state);
+}
+
 template <bool Throw, unsigned Workers>
 void durable_runtime(benchmark::State& state) {
   calls c;
@@ -441,16 +533,31 @@ task<> seed(durable::runtime& rt, calls& c, std::uint32_t s) {
   co_return;
 }
 
+template <auto Seed>
 void seeded_durable(benchmark::State& state, unsigned workers) {
   calls c;
   durable::runtime rt{durable::runtime_options{.seed = 1, .workers = workers}};
   for (auto _ : state) {
     c.start_iteration();
-    for (std::uint32_t s = 0; s < seed_count; ++s) rt.spawn(seed(rt, c, s));
+    for (std::uint32_t s = 0; s < seed_count; ++s) rt.spawn(Seed(rt, c, s));
     rt.run_until_idle();
     check_completed(state, c);
   }
   report(state);
+}
+
+// A fail-once call whose retry waits retry_delay: the hint of its `fail`, and its policy's delay.
+inline constexpr durable::function flaky_later{
+    "flaky_later",
+    [](calls* c, std::uint32_t i) -> task<> {
+      if (!try_once(*c, i)) co_yield durable::fail(durable::status::temporary_error, "not yet", retry_delay);
+      finished(*c, i);
+    },
+    durable::retry_policy{.initial_delay = retry_delay, .jitter = durable::jitter::none}};
+
+task<> delayed_seed(durable::runtime& rt, calls& c, std::uint32_t s) {
+  for (std::uint32_t i = s * calls_per_seed; i < (s + 1) * calls_per_seed; ++i) rt.spawn(flaky_later(&c, i));
+  co_return;
 }
 
 // A fail-once call that, once it succeeds, spawns the next call of its chain.
@@ -483,10 +590,12 @@ void register_spawn_benchmarks() {
     const std::string workers = ":workers=" + std::to_string(n);
     for (const auto& side : {std::pair{"spawn/plain_pool", &seeded_pool<thread_pool>},
                              std::pair{"spawn/baseline", &seeded_pool<stealing_pool>},
-                             std::pair{"spawn/durable", &seeded_durable},
+                             std::pair{"spawn/durable", &seeded_durable<&seed>},
                              std::pair{"chain/plain_pool", &chained_pool<thread_pool>},
                              std::pair{"chain/baseline", &chained_pool<stealing_pool>},
-                             std::pair{"chain/durable", &chained_durable}}) {
+                             std::pair{"chain/durable", &chained_durable},
+                             std::pair{"delayed/baseline", &delayed_pool<stealing_pool>},
+                             std::pair{"delayed/durable", &seeded_durable<&delayed_seed>}}) {
       // A copy, not a structured binding: clang 14 cannot capture one.
       void (*const run)(benchmark::State&, unsigned) = side.second;
       benchmark::RegisterBenchmark((side.first + workers).c_str(), [run, n](benchmark::State& state) { run(state, n); })

@@ -1107,31 +1107,42 @@ class runtime {
     if (keeper_ < 0 || when < keeper_deadline_) wake_keeper_locked();
   }
 
+  static constexpr std::size_t fire_batch = 32;
+  static constexpr std::uint32_t work_queue_half = detail::work_queue::capacity / 2;
+
   // Queues on worker `me` the waiters of the timers due now in the workers' heaps: its own
   // first, then the others' (a worker busy with a long item does not hold its due timers back).
   // Without the runtime's lock.
   void fire_worker_timers(worker_state& me, unsigned index) {
     std::int64_t current = worker_timers::none;
-    for (unsigned k = 0; k < worker_count_; ++k) {
+    // At most what leaves the queue half full (and a batch at least, so that a queue kept full
+    // by immediate retries still fires timers): a burst of due timers would otherwise overflow
+    // it into the shared queue and its lock. What is left stays due in its heap, for the next
+    // look (this worker's or another's).
+    const std::uint32_t queued = me.queue.size_hint();
+    std::size_t room = std::max<std::size_t>(fire_batch, queued < work_queue_half ? work_queue_half - queued : 0);
+    for (unsigned k = 0; k < worker_count_ && room != 0; ++k) {
       worker_timers& t = worker_states_[(index + k) % worker_count_].timers;
       const std::int64_t due = t.earliest.load(std::memory_order_relaxed);
       if (due == worker_timers::none) continue;
       if (current == worker_timers::none) current = now().time_since_epoch().count();  // read once, if needed
       if (due > current) continue;
-      for (bool more = true; more;) {
+      for (bool more = true; more && room != 0;) {
         // A batch at a time, queued after the heap's lock is released: a push may take the
         // runtime's lock (a sleeper to wake, a full queue), which is never taken under a heap's.
-        std::coroutine_handle<> batch[32];
+        std::coroutine_handle<> batch[fire_batch];
+        const std::size_t limit = std::min(room, fire_batch);
         std::size_t n = 0;
         {
           std::lock_guard lock(t.lock);
-          while (n < std::size(batch) && !t.heap.empty() && t.heap.top().when.time_since_epoch().count() <= current) {
+          while (n < limit && !t.heap.empty() && t.heap.top().when.time_since_epoch().count() <= current) {
             batch[n++] = t.heap.top().handle();
             t.heap.pop();
           }
           t.publish();
-          more = n == std::size(batch);
+          more = n == limit;
         }
+        room -= n;
         for (std::size_t i = 0; i < n; ++i) {
           __builtin_prefetch(batch[i].address());  // see fire_due_timers
           post_on_worker(me.queue, batch[i]);
