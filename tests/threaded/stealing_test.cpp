@@ -256,3 +256,30 @@ TEST_CASE("retrying and sleeping tasks without a stop token on stealing workers 
     CHECK(finished.load() <= 48);
   }
 }
+
+TEST_CASE("a burst of timers due at once, more than half a worker's queue holds, all fire on stealing workers",
+          "[threads][workers][stealing][timers]") {
+  // A worker fires at most what leaves its queue half full per look (2,048 of 4,096 slots); the
+  // rest stay due in their heap for the next look. 6,000 sleeps of one second, scheduled on the
+  // workers of a manual clock, come due in the same instant when the last worker to go to sleep
+  // jumps the clock: every one must still fire, once, and the clock move exactly one second.
+  durable::manual_clock clock;
+  durable::runtime rt{clock, {.workers = 2}};
+  constexpr int sleepers = 6000;
+  std::atomic<int> woke{0};
+  auto sleeper = [&]() -> durable_task<> {
+    co_await durable::sleep_for(1s);
+    woke.fetch_add(1, std::memory_order_relaxed);
+  };
+  // Spawned from a task, so each sleep is scheduled on a worker, into that worker's own heap.
+  auto seed = [&]() -> durable_task<> {
+    for (int i = 0; i < sleepers; ++i) rt.spawn(sleeper());
+    co_return;
+  };
+  const auto start = clock.now();
+  rt.spawn(seed());
+  rt.run_until_idle();
+  CHECK(woke.load() == sleepers);
+  CHECK(rt.timer_entries() == 0);
+  CHECK(clock.now() - start == 1s);
+}
