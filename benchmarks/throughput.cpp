@@ -428,7 +428,8 @@ void seeded_try(const seeded_work<Pool>* w, std::uint32_t i) {
   finished(w->c, i);
 }
 
-template <class Pool>
+// `Try` is the job of one try (delayed/ passes one that retries through a timer).
+template <class Pool, void (*Try)(const seeded_work<Pool>*, std::uint32_t) = &seeded_try<Pool>>
 void seeded_pool(benchmark::State& state, unsigned workers) {
   calls c;
   Pool pool(workers);
@@ -438,7 +439,7 @@ void seeded_pool(benchmark::State& state, unsigned workers) {
     for (std::uint32_t s = 0; s < seed_count; ++s) {
       pool.post([p = &w, s] {
         for (std::uint32_t i = s * calls_per_seed; i < (s + 1) * calls_per_seed; ++i)
-          p->pool.post([p, i] { seeded_try(p, i); });
+          p->pool.post([p, i] { Try(p, i); });
       });
     }
     pool.wait_idle();
@@ -488,25 +489,6 @@ void delayed_try(const seeded_work<Pool>* w, std::uint32_t i) {
     return;
   }
   finished(w->c, i);
-}
-
-template <class Pool>
-void delayed_pool(benchmark::State& state, unsigned workers) {
-  calls c;
-  Pool pool(workers);
-  const seeded_work<Pool> w{pool, c};
-  for (auto _ : state) {
-    c.start_iteration();
-    for (std::uint32_t s = 0; s < seed_count; ++s) {
-      pool.post([p = &w, s] {
-        for (std::uint32_t i = s * calls_per_seed; i < (s + 1) * calls_per_seed; ++i)
-          p->pool.post([p, i] { delayed_try(p, i); });
-      });
-    }
-    pool.wait_idle();
-    check_completed(state, c);
-  }
-  report(state);
 }
 
 template <bool Throw, unsigned Workers>
@@ -594,7 +576,7 @@ void register_spawn_benchmarks() {
                              std::pair{"chain/plain_pool", &chained_pool<thread_pool>},
                              std::pair{"chain/baseline", &chained_pool<stealing_pool>},
                              std::pair{"chain/durable", &chained_durable},
-                             std::pair{"delayed/baseline", &delayed_pool<stealing_pool>},
+                             std::pair{"delayed/baseline", &seeded_pool<stealing_pool, &delayed_try<stealing_pool>>},
                              std::pair{"delayed/durable", &seeded_durable<&delayed_seed>}}) {
       // A copy, not a structured binding: clang 14 cannot capture one.
       void (*const run)(benchmark::State&, unsigned) = side.second;
