@@ -29,6 +29,7 @@
 #include "detail/mersenne_twister.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/handle_fifo.hpp"
+#include "detail/inject_queue.hpp"
 #include "detail/result.hpp"
 #include "detail/spin_lock.hpp"
 #include "detail/timer_heap.hpp"
@@ -295,6 +296,11 @@ class runtime {
     {
       std::lock_guard lock(mutex_);
       ready_.clear();
+      if (injected_ != nullptr) {  // dropped like ready_: the roots lists destroy their tasks
+        std::coroutine_handle<> dropped[fire_batch];
+        while (injected_->take(dropped, fire_batch) != 0) {
+        }
+      }
       while (!timers_.empty()) {
         if (detail::cancellable_wait* w = timers_.top().wait()) release_locked(w);
         timers_.pop();
@@ -527,6 +533,16 @@ class runtime {
         detail::current_driver->ready.push_back(h);
       }
       return;
+    }
+    if (injected_ != nullptr && injected_->push(h)) {
+      // Pairs with the fence of a worker going to sleep (find_work), as in post_on_worker: either
+      // it sees this item, or this thread sees it asleep and wakes it.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (sleeping_.load(std::memory_order_relaxed) != 0) {
+        std::lock_guard lock(mutex_);
+        wake_worker_locked();
+      }
+      return;  // (work_available needs workers = 0; no driver waits on wake_ with workers)
     }
     bool driver_waits = false;
     {
@@ -961,6 +977,7 @@ class runtime {
     make_root_lists(count);
     if (count == 0) return;
     worker_states_ = std::make_unique<worker_state[]>(count);
+    injected_ = std::make_unique<detail::inject_queue>();
     worker_count_ = count;
     active_ = static_cast<int>(count);  // each one counts as awake until it first goes to sleep
     try {
@@ -1210,6 +1227,22 @@ class runtime {
     sleeping_.fetch_sub(1, std::memory_order_relaxed);
   }
 
+  // Moves what threads that are not workers posted into worker `me`'s own queue, up to what
+  // leaves it half full (and a batch at least, as for timers), without the lock. Before the
+  // shared queue is looked at, so the two are taken in turn.
+  void take_injected(worker_state& me) {
+    const std::uint32_t queued = me.queue.size_hint();
+    const std::size_t room = std::max<std::size_t>(fire_batch, queued < work_queue_half ? work_queue_half - queued : 0);
+    std::coroutine_handle<> batch[fire_batch];
+    for (std::size_t left = room; left != 0;) {
+      const std::size_t wanted = std::min(left, fire_batch);
+      const std::size_t n = injected_->take(batch, wanted);
+      for (std::size_t i = 0; i < n; ++i) post_on_worker(me.queue, batch[i]);
+      if (n < wanted) return;
+      left -= n;
+    }
+  }
+
   // Moves a share of the shared queue into worker `me`'s own (under the lock). True if any.
   bool take_shared_locked(worker_state& me) {
     if (ready_.empty()) return false;
@@ -1256,6 +1289,7 @@ class runtime {
     for (;;) {
       if (stopping_.load(std::memory_order_relaxed)) return false;
       fire_worker_timers(me, index);
+      take_injected(me);
       std::unique_lock lock(mutex_);
       if (stopping_.load(std::memory_order_relaxed)) return false;
       fire_due_timers();
@@ -1293,7 +1327,7 @@ class runtime {
       me.asleep = true;
       sleeping_.fetch_add(1, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      bool work_elsewhere = false;
+      bool work_elsewhere = !injected_->empty();
       for (unsigned k = 1; k < worker_count_ && !work_elsewhere; ++k)
         work_elsewhere = !worker_states_[(index + k) % worker_count_].queue.empty();
       if (work_elsewhere) {
@@ -1335,7 +1369,7 @@ class runtime {
   [[nodiscard]] bool idle_locked() const noexcept {
     // busy_ counts a thread that polls a runtime with workers, too (`poll` does not refuse it).
     return ready_.empty() && live_timers() == 0 && external_waits_.load(std::memory_order_relaxed) == 0 &&
-           busy_ == 0 && (worker_count_ == 0 || active_ == 0);
+           busy_ == 0 && (worker_count_ == 0 || (active_ == 0 && injected_->empty()));
   }
 
   // Runs queued work on this thread until `done`, or, with no flag, until idle (or, for a
@@ -1427,6 +1461,9 @@ class runtime {
   std::condition_variable wake_;  // threads that run work wait here
   std::condition_variable idle_;  // with workers: `run` and `run_until_idle` wait here
   detail::handle_fifo ready_;
+  // With workers: what threads that are not workers post, taken by the workers without the lock
+  // (the shared queue above when it is full).
+  std::unique_ptr<detail::inject_queue> injected_;
   // The context of every spawned root that nothing can stop (read only).
   detail::call_context unstoppable_{this, {}};
   timer_heap timers_;

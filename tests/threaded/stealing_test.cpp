@@ -283,3 +283,47 @@ TEST_CASE("a burst of timers due at once, more than half a worker's queue holds,
   CHECK(rt.timer_entries() == 0);
   CHECK(clock.now() - start == 1s);
 }
+
+TEST_CASE("spawns from several threads outside the runtime, more than its ring of posts holds, each run once",
+          "[threads][workers][stealing]") {
+  // Posts from threads that are not workers go into a ring of 4,096 without the runtime's lock,
+  // and into the shared queue once it is full. Both workers are held in a gate while four
+  // threads spawn 3,000 tasks each, so the ring fills and the rest overflow; once the gate
+  // opens, every task must run exactly once, from both places.
+  durable::runtime rt{{.workers = 2}};
+  constexpr int spawners = 4;
+  constexpr int per_spawner = 3000;
+  std::vector<std::atomic<int>> runs(spawners * per_spawner);
+  std::atomic<int> in_gate{0};
+  std::atomic<bool> open{false};
+  std::atomic<bool> gate_waited{true};
+  auto gate = [&]() -> durable_task<> {
+    in_gate.fetch_add(1, std::memory_order_acq_rel);
+    if (!spin_until(open)) gate_waited.store(false, std::memory_order_relaxed);
+    co_return;
+  };
+  auto task = [&](int k) -> durable_task<> {
+    runs[static_cast<std::size_t>(k)].fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  };
+  // One gate holds one worker: the second is left for the other worker to take.
+  rt.spawn(gate());
+  rt.spawn(gate());
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (in_gate.load(std::memory_order_acquire) < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  REQUIRE(in_gate.load() == 2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < spawners; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < per_spawner; ++i) rt.spawn(task(t * per_spawner + i));
+    });
+  }
+  for (auto& th : threads) th.join();
+  open.store(true, std::memory_order_release);
+  rt.run_until_idle();
+  std::size_t once = 0;
+  for (const auto& r : runs) once += r.load() == 1 ? 1 : 0;
+  CHECK(once == runs.size());
+  CHECK(gate_waited.load());
+}
