@@ -1119,25 +1119,30 @@ class runtime {
     // a load on each side: only seq_cst orders them).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (sleeping_.load(std::memory_order_relaxed) == 0) return;
-    if (when.time_since_epoch().count() >= keeper_due_.load(std::memory_order_relaxed)) return;  // it wakes in time
+    if (!keeper_wakes_after(when)) return;  // it wakes in time (read without the lock: checked again under it)
     std::lock_guard lock(mutex_);
-    if (keeper_ < 0 || when < keeper_deadline_) wake_keeper_locked();
+    if (keeper_wakes_after(when)) wake_keeper_locked();
   }
 
   static constexpr std::size_t fire_batch = 32;
-  static constexpr std::uint32_t work_queue_half = detail::work_queue::capacity / 2;
+
+  // How much one look in find_work may add to worker `me`'s queue from one source (due timers,
+  // posts from outside): what leaves it half full, and one batch at least, so that a queue kept
+  // full by immediate retries still takes some. More would overflow it into the shared queue.
+  [[nodiscard]] static std::size_t room_for_a_look(const worker_state& me) noexcept {
+    constexpr std::uint32_t half = detail::work_queue::capacity / 2;
+    const std::uint32_t queued = me.queue.size_hint();
+    return std::max<std::size_t>(fire_batch, queued < half ? half - queued : 0);
+  }
 
   // Queues on worker `me` the waiters of the timers due now in the workers' heaps: its own
   // first, then the others' (a worker busy with a long item does not hold its due timers back).
   // Without the runtime's lock.
   void fire_worker_timers(worker_state& me, unsigned index) {
     std::int64_t current = worker_timers::none;
-    // At most what leaves the queue half full (and a batch at least, so that a queue kept full
-    // by immediate retries still fires timers): a burst of due timers would otherwise overflow
-    // it into the shared queue and its lock. What is left stays due in its heap, for the next
-    // look (this worker's or another's).
-    const std::uint32_t queued = me.queue.size_hint();
-    std::size_t room = std::max<std::size_t>(fire_batch, queued < work_queue_half ? work_queue_half - queued : 0);
+    // At most room_for_a_look: what is left stays due in its heap, for the next look (this
+    // worker's or another's).
+    std::size_t room = room_for_a_look(me);
     for (unsigned k = 0; k < worker_count_ && room != 0; ++k) {
       worker_timers& t = worker_states_[(index + k) % worker_count_].timers;
       const std::int64_t due = t.earliest.load(std::memory_order_relaxed);
@@ -1190,7 +1195,13 @@ class runtime {
   void push_timer_locked(timer t) {
     timers_.push(t);
     if (sleeping_.load(std::memory_order_relaxed) == 0) return;
-    if (manual_ != nullptr ? active_ == 0 : (keeper_ < 0 || t.when < keeper_deadline_)) wake_keeper_locked();
+    if (manual_ != nullptr ? active_ == 0 : keeper_wakes_after(t.when)) wake_keeper_locked();
+  }
+
+  // No keeper, or one that sleeps past `when`: a timer due then must wake it (exact under the
+  // lock).
+  [[nodiscard]] bool keeper_wakes_after(time_point when) const noexcept {
+    return when.time_since_epoch().count() < keeper_due_.load(std::memory_order_relaxed);
   }
 
   // Wakes one sleeping worker, not the keeper if another sleeps (it keeps waiting for the
@@ -1227,14 +1238,12 @@ class runtime {
     sleeping_.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  // Moves what threads that are not workers posted into worker `me`'s own queue, up to what
-  // leaves it half full (and a batch at least, as for timers), without the lock. Before the
-  // shared queue is looked at, so the two are taken in turn.
+  // Moves what threads that are not workers posted into worker `me`'s own queue, at most
+  // room_for_a_look, without the lock. Before the shared queue is looked at, so the two are
+  // taken in turn.
   void take_injected(worker_state& me) {
-    const std::uint32_t queued = me.queue.size_hint();
-    const std::size_t room = std::max<std::size_t>(fire_batch, queued < work_queue_half ? work_queue_half - queued : 0);
     std::coroutine_handle<> batch[fire_batch];
-    for (std::size_t left = room; left != 0;) {
+    for (std::size_t left = room_for_a_look(me); left != 0;) {
       const std::size_t wanted = std::min(left, fire_batch);
       const std::size_t n = injected_->take(batch, wanted);
       for (std::size_t i = 0; i < n; ++i) post_on_worker(me.queue, batch[i]);
@@ -1350,7 +1359,6 @@ class runtime {
       if (keeps_time) {
         keeper_ = static_cast<int>(index);
         const time_point due = earliest_timer();  // a copy: the heaps change while this thread waits
-        keeper_deadline_ = due;
         keeper_due_.store(due.time_since_epoch().count(), std::memory_order_relaxed);
         me.wake.wait_until(lock, due, [&] { return !me.asleep || stopping_.load(std::memory_order_relaxed); });
         keeper_ = -1;
@@ -1481,9 +1489,9 @@ class runtime {
   unsigned worker_count_ = 0;       // set before the workers start, never changed
   int active_ = 0;                  // under mutex_: workers not asleep
   int keeper_ = -1;                 // under mutex_: the worker asleep until the next timer, if any
-  time_point keeper_deadline_{};    // under mutex_, with a keeper: when it wakes
-  // keeper_deadline_ in ns, or worker_timers::none without a keeper: written under mutex_, read
-  // without it by a worker that scheduled a timer, to learn whether the keeper must wake for it.
+  // When the keeper wakes (ns since the epoch), or worker_timers::none without a keeper: written
+  // under mutex_, read without it by a worker that scheduled a timer, to learn whether the
+  // keeper must wake for it.
   std::atomic<std::int64_t> keeper_due_{worker_timers::none};
   // Workers asleep (exact under mutex_; read without it by a worker that pushed to its own
   // queue, after a seq_cst fence, to learn whether to wake one).
