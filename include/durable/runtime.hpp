@@ -1458,6 +1458,8 @@ class runtime {
     if (busy_ == 0 && worker_count_ != 0 && ready_.empty() && live_timers() == 0) idle_.notify_all();
   }
 
+  // First, so that it ends last: after the workers exit and the unfinished roots are freed.
+  detail::depot_tenancy depot_tenancy_;
   manual_clock* manual_ = nullptr;
   std::chrono::nanoseconds shutdown_grace_;
   std::function<void()> work_available_;    // set once, before any work

@@ -4,9 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <durable/detail/frame_pool.hpp>
+#include <durable/runtime.hpp>
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -30,6 +32,27 @@ std::size_t count(durable::detail::free_frame* f) {
   std::size_t n = 0;
   for (; f != nullptr; f = f->next) ++n;
   return n;
+}
+
+// Gives the depot one batch of the test's class, straight from the allocator.
+void give_the_depot_a_batch() {
+  durable::detail::free_frame* batch = nullptr;
+  for (std::size_t i = 0; i < durable::detail::depot_batch; ++i) {
+    auto* f = static_cast<durable::detail::free_frame*>(::operator new(test_size));
+    f->next = batch;
+    batch = f;
+  }
+  REQUIRE(durable::detail::shared_frame_depot.give(test_class, batch, test_size));
+}
+
+// Takes every batch of the test's class the depot keeps, frees them, and says how many.
+std::size_t empty_the_depot() {
+  std::size_t batches = 0;
+  while (durable::detail::free_frame* batch = durable::detail::shared_frame_depot.take(test_class)) {
+    durable::detail::free_chain(batch);
+    ++batches;
+  }
+  return batches;
 }
 
 // The frames this thread keeps of the test's class: its list in use and its spare batch.
@@ -126,6 +149,25 @@ TEST_CASE("at thread exit the cache is released and later frees go to the global
   }).join();
   CHECK(cached_before_exit);
   CHECK(freed_to_global);
+}
+
+TEST_CASE("when the last runtime ends, the frames the depot kept go back to the allocator", "[frame_pool][runtime]") {
+  durable::manual_clock clock;
+  std::optional<durable::runtime> rt(std::in_place, clock);
+  static_cast<void>(empty_the_depot());
+  give_the_depot_a_batch();
+  rt.reset();
+  CHECK(empty_the_depot() == 0);
+}
+
+TEST_CASE("a runtime that ends while another lives leaves the depot's frames to it", "[frame_pool][runtime]") {
+  durable::manual_clock clock;
+  durable::runtime staying(clock);
+  std::optional<durable::runtime> leaving(std::in_place, clock);
+  static_cast<void>(empty_the_depot());
+  give_the_depot_a_batch();
+  leaving.reset();
+  CHECK(empty_the_depot() == 1);
 }
 
 #endif

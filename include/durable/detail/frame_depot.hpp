@@ -9,11 +9,16 @@
 // full list hands half of itself to a shared depot, in one batch under one short lock, and an
 // empty list takes a batch back: one lock per hundred-odd frames instead of two allocator calls
 // per frame. The depot keeps a bounded number of batches per size class (past that, frames go
-// back to the allocator) and is never freed: it lives as long as the process.
+// back to the allocator). The depot itself lives as long as the process; the frames it keeps
+// go back to the allocator when the last runtime ends (`depot_tenancy` below).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <new>
+#include <utility>
 
 #include "spin_lock.hpp"
 
@@ -60,6 +65,22 @@ class frame_depot {
     return batch;
   }
 
+  /// Gives every frame it keeps back to the allocator.
+  void release_all() noexcept {
+    for (per_class& c : classes_) {
+      free_frame* batch = nullptr;
+      {
+        std::lock_guard lock(c.lock);
+        batch = std::exchange(c.top, nullptr);
+        c.batches = 0;
+      }
+      while (batch != nullptr) {
+        free_frame* frame = std::exchange(batch, batch->next_batch);
+        while (frame != nullptr) ::operator delete(static_cast<void*>(std::exchange(frame, frame->next)));
+      }
+    }
+  }
+
  private:
   struct per_class {
     spin_lock lock;
@@ -72,5 +93,27 @@ class frame_depot {
 /// The process's depot: constant-initialised and trivially destructible, so a thread that
 /// frees frames while the program exits still finds it.
 inline constinit frame_depot shared_frame_depot{};
+
+/// Held by every runtime while it lives: when the last one ends, the depot's frames go back to
+/// the allocator. Frames kept past the work that freed them are cold and scattered over
+/// whatever that work's peak spanned; a later runtime that recycled them would touch far more
+/// pages than fresh ones in allocation order (spawn/ on one worker ran at half speed after
+/// delayed/ had filled the depot: BENCHMARKS.md, DESIGN.md "Frames").
+class depot_tenancy {
+ public:
+  depot_tenancy() noexcept { tenants().fetch_add(1, std::memory_order_relaxed); }
+  ~depot_tenancy() {
+    // acq_rel: the last tenant sees every batch the others gave before they left.
+    if (tenants().fetch_sub(1, std::memory_order_acq_rel) == 1) shared_frame_depot.release_all();
+  }
+  depot_tenancy(const depot_tenancy&) = delete;
+  depot_tenancy& operator=(const depot_tenancy&) = delete;
+
+ private:
+  static std::atomic<std::size_t>& tenants() noexcept {
+    static constinit std::atomic<std::size_t> count{0};
+    return count;
+  }
+};
 
 }  // namespace durable::detail
