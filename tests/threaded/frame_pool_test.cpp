@@ -34,21 +34,26 @@ std::size_t count(durable::detail::free_frame* f) {
   return n;
 }
 
-// Gives the depot one batch of the test's class, straight from the allocator.
-void give_the_depot_a_batch() {
+// One batch of the test's class, straight from the allocator.
+durable::detail::free_frame* new_batch() {
   durable::detail::free_frame* batch = nullptr;
   for (std::size_t i = 0; i < durable::detail::depot_batch; ++i) {
     auto* f = static_cast<durable::detail::free_frame*>(::operator new(test_size));
     f->next = batch;
     batch = f;
   }
-  REQUIRE(durable::detail::shared_frame_depot.give(test_class, batch, test_size));
+  return batch;
+}
+
+// Gives the depot one batch of the test's class, in slot 0.
+void give_the_depot_a_batch() {
+  REQUIRE(durable::detail::shared_frame_depot.give(test_class, new_batch(), test_size, 0));
 }
 
 // Takes every batch of the test's class the depot keeps, frees them, and says how many.
 std::size_t empty_the_depot() {
   std::size_t batches = 0;
-  while (durable::detail::free_frame* batch = durable::detail::shared_frame_depot.take(test_class)) {
+  while (durable::detail::free_frame* batch = durable::detail::shared_frame_depot.take(test_class, 0)) {
     durable::detail::free_chain(batch);
     ++batches;
   }
@@ -134,6 +139,22 @@ TEST_CASE("frames freed on one thread are reused by another through the depot", 
     for (void* f : again) deallocate_frame(f, test_size);
   }).join();
   CHECK(reused == durable::detail::depot_batch);
+}
+
+TEST_CASE("the depot hands a slot back its own batches before those of other slots", "[frame_pool]") {
+  durable::detail::frame_depot depot;  // a depot of the test's own, empty
+  durable::detail::free_frame* mine = new_batch();
+  durable::detail::free_frame* theirs = new_batch();
+  REQUIRE(depot.give(test_class, mine, test_size, 1));
+  REQUIRE(depot.give(test_class, theirs, test_size, 2));
+  durable::detail::free_frame* first = depot.take(test_class, 1);
+  durable::detail::free_frame* second = depot.take(test_class, 1);  // none of its own left
+  durable::detail::free_frame* third = depot.take(test_class, 1);
+  CHECK(first == mine);
+  CHECK(second == theirs);
+  CHECK(third == nullptr);
+  durable::detail::free_chain(mine);
+  durable::detail::free_chain(theirs);
 }
 
 TEST_CASE("at thread exit the cache is released and later frees go to the global allocator",

@@ -100,7 +100,7 @@ struct frame_cache_release {
     open_frame_cache();
   } else {
     if (free_frame* full = c.spare[cls]; full != nullptr &&
-                                         !shared_frame_depot.give(cls, full, (cls + 1) * frame_granule)) {
+                                         !shared_frame_depot.give(cls, full, (cls + 1) * frame_granule, frame_depot::slot_of_this_thread())) {
       free_chain(full);
     }
     c.spare[cls] = std::exchange(c.heads[cls], nullptr);
@@ -116,7 +116,7 @@ struct frame_cache_release {
   frame_cache& c = frames_of_this_thread;
   if (!c.exiting) {
     free_frame* batch = std::exchange(c.spare[cls], nullptr);
-    if (batch == nullptr) batch = shared_frame_depot.take(cls);
+    if (batch == nullptr) batch = shared_frame_depot.take(cls, frame_depot::slot_of_this_thread());
     if (batch != nullptr) {
       if (!c.opened) open_frame_cache();
       c.heads[cls] = batch->next;
