@@ -91,9 +91,20 @@ class own_server {
  public:
   own_server()
       : dir_(std::filesystem::temp_directory_path() / ("durable-own-pg-" + std::to_string(::getpid()) + "-" +
-                                                     std::to_string(counter()++))),
-        port_(std::to_string(60000 + (::getpid() * 7 + counter()) % 1000)) {  // apart from the fixtures (55000-59095)
-    REQUIRE(run(script() + " start " + dir_.string() + " " + port_ + " >/dev/null") == 0);
+                                                     std::to_string(counter()++))) {
+    // Ports 20000-26999, apart from the fixtures' (27000-31095) and below Linux's ephemeral
+    // ports (32768-60999), where a client socket of an earlier test may hold the port and the
+    // server then cannot bind it ("Address already in use" on 60052, once in a few dozen runs).
+    // Another port if one is taken all the same.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = std::to_string(20000 + (::getpid() * 7 + counter() + attempt * 1009) % 7000);
+      if (run(script() + " start " + dir_.string() + " " + port_ + " >/dev/null") == 0) break;
+      port_.clear();
+    }
+    if (port_.empty()) {
+      remove_dir();
+      FAIL("scripts/pg-server could not start a server of the test's own on any of 5 ports");
+    }
     std::ifstream in(dir_ / "url");
     std::getline(in, url_);
   }
@@ -101,8 +112,7 @@ class own_server {
   own_server& operator=(const own_server&) = delete;
   ~own_server() {
     static_cast<void>(run(script() + " stop " + dir_.string() + " >/dev/null"));
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
+    remove_dir();
   }
   /// An immediate stop (what a crash of the server looks like), then a start.
   void crash_and_restart() { REQUIRE(run(script() + " restart " + dir_.string() + " " + port_ + " >/dev/null") == 0); }
@@ -110,6 +120,10 @@ class own_server {
 
  private:
   static int run(const std::string& command) { return std::system(command.c_str()); }
+  void remove_dir() const {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
   static int& counter() {
     static int n = 0;
     return n;
