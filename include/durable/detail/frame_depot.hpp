@@ -31,6 +31,11 @@ struct free_frame {
   free_frame* next_batch;  // frames are at least 16 bytes: a second word is always there
 };
 
+// Frees a chain of frames linked through `next`.
+inline void free_chain(free_frame* f) noexcept {
+  while (f != nullptr) ::operator delete(static_cast<void*>(std::exchange(f, f->next)));
+}
+
 inline constexpr std::size_t depot_classes = 64;
 /// Frames per batch: half of what a thread's list keeps of one class.
 inline constexpr std::uint32_t depot_batch = 128;
@@ -86,10 +91,7 @@ class frame_depot {
         c.batches = 0;
       }
       for (free_frame* batch : stacks) {
-        while (batch != nullptr) {
-          free_frame* frame = std::exchange(batch, batch->next_batch);
-          while (frame != nullptr) ::operator delete(static_cast<void*>(std::exchange(frame, frame->next)));
-        }
+        while (batch != nullptr) free_chain(std::exchange(batch, batch->next_batch));
       }
     }
   }

@@ -58,11 +58,6 @@ struct frame_cache {
 };
 inline thread_local constinit frame_cache frames_of_this_thread{};
 
-// Frees a chain of frames linked through `next`.
-inline void free_chain(free_frame* f) noexcept {
-  while (f != nullptr) ::operator delete(static_cast<void*>(std::exchange(f, f->next)));
-}
-
 struct frame_cache_release {
   ~frame_cache_release() {
     frame_cache& c = frames_of_this_thread;
@@ -99,8 +94,8 @@ struct frame_cache_release {
   if (!c.opened) {
     open_frame_cache();
   } else {
-    if (free_frame* full = c.spare[cls]; full != nullptr &&
-                                         !shared_frame_depot.give(cls, full, (cls + 1) * frame_granule, frame_depot::slot_of_this_thread())) {
+    if (free_frame* full = c.spare[cls]; full != nullptr && !shared_frame_depot.give(cls, full, (cls + 1) * frame_granule,
+                                                                                        frame_depot::slot_of_this_thread())) {
       free_chain(full);
     }
     c.spare[cls] = std::exchange(c.heads[cls], nullptr);
